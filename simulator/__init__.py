@@ -1,0 +1,1 @@
+"""Taobao-style feedback log simulator with ground truth (no TensorFlow needed)."""
