@@ -1,0 +1,93 @@
+"""Configuration of the feedback-log simulator.
+
+The defaults produce the project's built-in dataset: about 0.2M events, small enough for the
+full local pipeline to finish in minutes on 2 cores, large enough for the models to learn.
+"""
+import dataclasses
+from typing import Any, Dict
+
+# 2017-05-06 00:00:00 in Beijing time (UTC+8), the first day of the public Alibaba data.
+TAOBAO_START_TIMESTAMP = 1494000000
+SECONDS_PER_DAY = 86400
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """Every knob of the generative model. See simulator/generate.py for how each is used."""
+
+    seed: int = 7
+    # Population and catalogue.
+    num_users: int = 3000
+    num_items: int = 4000
+    num_categories: int = 120
+    num_brands: int = 600
+    # Time: `days` consecutive days from `start_timestamp`; the last `eval_days` are the eval split.
+    days: int = 8
+    eval_days: int = 1
+    start_timestamp: int = TAOBAO_START_TIMESTAMP
+    # Activity.
+    sessions_per_day: float = 0.9          # Poisson mean per user and day
+    impressions_per_session: float = 8.0   # mean of 1 + Poisson(mean - 1)
+    category_clicks_per_session: float = 0.3  # category-level clicks (no item id), Poisson mean
+    # Latent interest model.
+    latent_dim: int = 8
+    segment_weight: float = 0.5     # share of long-term interest set by the profile segment
+    short_term_weight: float = 0.8  # strength of the session's drifting short-term interest
+    short_term_persistence: float = 0.6  # AR(1) coefficient of short-term interest between sessions
+    click_bias: float = -4.8        # logit intercept of the true click intent
+    # The recommender that chooses impressions.
+    popularity_share: float = 0.4   # share of impressions drawn by popularity alone
+    interest_temperature: float = 1.5  # sharpness of the interest-driven category choice
+    item_zipf_exponent: float = 1.1
+    category_zipf_exponent: float = 0.8
+    # Noise of implicit feedback.
+    accidental_click_rate: float = 0.01  # P(click | no intent): a click on an item of any affinity
+    missed_click_rate: float = 0.10      # P(logged as unclick | intent)
+    # Explicit feedback: precise and rare.
+    like_rate: float = 0.35      # max P(like | intended click), reached on high-affinity items
+    dislike_rate: float = 0.04   # max P(dislike | unclicked impression), reached on low affinity
+    # Data quality of the profile table (mirrors the public data's gaps).
+    missing_profile_rate: float = 0.05   # users with no row in users.csv
+    empty_pvalue_rate: float = 0.3       # users whose pvalue_level is empty
+    missing_brand_rate: float = 0.03     # items with an empty brand_id
+    # Output.
+    users_per_shard: int = 5000   # users simulated (and held in memory) at a time, one events shard each
+
+    def __post_init__(self):
+        positive_ints = ["num_users", "num_items", "num_categories", "num_brands", "days",
+                         "latent_dim", "users_per_shard"]
+        for name in positive_ints:
+            if getattr(self, name) < 1:
+                raise ValueError("%s must be at least 1, got %r" % (name, getattr(self, name)))
+        if not 0 <= self.eval_days < self.days:
+            raise ValueError("eval_days must be in [0, days), got eval_days=%d days=%d"
+                             % (self.eval_days, self.days))
+        if self.num_categories > self.num_items:
+            raise ValueError("num_categories (%d) cannot exceed num_items (%d)"
+                             % (self.num_categories, self.num_items))
+        if self.sessions_per_day <= 0 or self.impressions_per_session < 1:
+            raise ValueError("sessions_per_day must be > 0 and impressions_per_session >= 1")
+        rates = ["segment_weight", "short_term_persistence", "popularity_share",
+                 "accidental_click_rate", "missed_click_rate", "like_rate", "dislike_rate",
+                 "missing_profile_rate", "empty_pvalue_rate", "missing_brand_rate"]
+        for name in rates:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError("%s must be in [0, 1], got %r" % (name, getattr(self, name)))
+        if self.category_clicks_per_session < 0:
+            raise ValueError("category_clicks_per_session must be >= 0")
+
+    @property
+    def eval_start_timestamp(self) -> int:
+        """First second of the eval split."""
+        return self.start_timestamp + (self.days - self.eval_days) * SECONDS_PER_DAY
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "SimConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError("unknown simulator settings: %s" % ", ".join(unknown))
+        return cls(**values)

@@ -1,0 +1,356 @@
+"""Generative model of Taobao-style feedback logs with known click probabilities.
+
+The world (catalogue, profile segments, users) is drawn once; then users are simulated a shard
+at a time (`SimConfig.users_per_shard`), so memory stays bounded by one shard however many
+events are written. Every draw is vectorised with numpy.
+
+Generative story, per user:
+
+* Profile fields like the public data's (gender, age level, pvalue level, ...). The long-term
+  interest is a vector u = sqrt(w)·s_segment + sqrt(1 − w)·ε: users of one segment
+  (gender × age level) share part of their interests, the rest is their own.
+* Sessions: Poisson per day. The short-term interest x drifts from session to session,
+  x_k = ρ·x_{k−1} + sqrt(1 − ρ²)·ε_k.
+* Impressions come from a recommender: a share by item popularity (Zipf), the rest by
+  category interest (softmax over (u + x)·v_category plus category popularity), then by item
+  popularity within the category.
+* True affinity a = (u + w_s·x)·v_cat/√D + 0.5·u·v_brand/√D + item quality − price
+  sensitivity·price + position (pid) bias; click intent ~ Bernoulli(σ(bias + a)).
+* Implicit feedback is noisy: an impression without intent is clicked by accident with
+  `accidental_click_rate`; an intended click is missed, logged as unclick, with
+  `missed_click_rate`. The observed click probability
+  p = σ(bias + a)·(1 − missed) + (1 − σ(bias + a))·accidental is the ground truth.
+* Explicit feedback is precise and rare: a like (buy/cart/favourite) follows an intended click
+  with probability like_rate·σ(2(a − 1)); a dislike follows an unclicked impression with
+  probability dislike_rate·σ(2(−a − 1)).
+* Category-level clicks with no item id (browsing a category) add history-only events.
+"""
+import dataclasses
+import math
+from typing import Iterator, List
+
+import numpy as np
+
+from simulator.config import SECONDS_PER_DAY, SimConfig
+
+FEEDBACK_NAMES = ("click", "unclick", "like", "dislike")
+CLICK, UNCLICK, LIKE, DISLIKE = range(4)
+PIDS = ("430548_1007", "430539_1007")
+PID_SHARE = (0.6, 0.4)
+PID_BIAS = (0.0, -0.3)
+NOISE_NAMES = ("", "accidental", "missed")
+NO_NOISE, ACCIDENTAL, MISSED = range(3)
+# Profile fields written to users.csv (named as in the public data's user_profile.csv).
+PROFILE_FIELDS = ("cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level",
+                  "shopping_level", "occupation", "new_user_class_level")
+NUM_AGE_LEVELS = 7
+
+
+@dataclasses.dataclass
+class World:
+    """The catalogue, the segments and the users, drawn once per seed."""
+
+    category_vectors: np.ndarray   # [C, D]
+    brand_vectors: np.ndarray      # [Bn, D]
+    item_category: np.ndarray      # [I] 0-based
+    item_brand: np.ndarray         # [I] 0-based, -1 = no brand
+    item_price: np.ndarray         # [I]
+    item_price_z: np.ndarray       # [I] standardised log price
+    item_quality: np.ndarray       # [I]
+    item_popularity_cdf: np.ndarray  # [I] cumulative popularity over all items
+    items_by_category: np.ndarray  # [I] item indices ordered by category
+    category_offsets: np.ndarray   # [C + 1] slice of items_by_category per category
+    within_category_cdf: np.ndarray  # [I] cumulative popularity in items_by_category order,
+                                     # category k spans (k, k + 1]
+    log_category_popularity: np.ndarray  # [C]
+    user_profile: np.ndarray       # [U, len(PROFILE_FIELDS)] int, -1 = empty
+    user_has_profile: np.ndarray   # [U] bool
+    user_interest: np.ndarray      # [U, D] long-term interest
+    user_price_sensitivity: np.ndarray  # [U]
+
+
+@dataclasses.dataclass
+class ShardEvents:
+    """One shard's events, time-ordered, as parallel arrays (ids 0-based, -1 = empty)."""
+
+    user: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+    brand: np.ndarray
+    timestamp: np.ndarray
+    feedback: np.ndarray  # index into FEEDBACK_NAMES
+    pid: np.ndarray       # index into PIDS, -1 = empty
+
+
+@dataclasses.dataclass
+class ShardTruth:
+    """Ground truth of one shard's impressions."""
+
+    user: np.ndarray
+    item: np.ndarray
+    timestamp: np.ndarray
+    pid: np.ndarray
+    click_probability: np.ndarray  # probability of the observed label being a click
+    label: np.ndarray              # 1 = click, 0 = unclick, as logged
+    noise: np.ndarray              # index into NOISE_NAMES
+
+
+def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Zipf-like weights over n elements in random rank order, summing to 1."""
+    weights = 1.0 / np.arange(1, n + 1) ** exponent
+    weights = weights[rng.permutation(n)]
+    return weights / weights.sum()
+
+
+def build_world(config: SimConfig) -> World:
+    rng = np.random.default_rng([config.seed, 0])
+    dim = config.latent_dim
+    num_c, num_i, num_u = config.num_categories, config.num_items, config.num_users
+
+    category_vectors = rng.standard_normal((num_c, dim))
+    brand_vectors = rng.standard_normal((config.num_brands, dim))
+    category_weights = _zipf_weights(num_c, config.category_zipf_exponent, rng)
+    # Every category gets at least one item; the rest follow category popularity.
+    item_category = np.concatenate(
+        [np.arange(num_c), rng.choice(num_c, size=num_i - num_c, p=category_weights)])
+    rng.shuffle(item_category)
+    # Brands live in categories: a brand's home category is where most of its items are.
+    brand_home = rng.choice(num_c, size=config.num_brands, p=category_weights)
+    brands_of_category = [np.flatnonzero(brand_home == c) for c in range(num_c)]
+    item_brand = np.empty(num_i, dtype=np.int64)
+    for c in range(num_c):
+        members = np.flatnonzero(item_category == c)
+        pool = brands_of_category[c]
+        if len(pool) == 0:  # a category no brand calls home borrows random brands
+            pool = rng.choice(config.num_brands, size=3)
+        item_brand[members] = rng.choice(pool, size=len(members))
+    item_brand[rng.random(num_i) < config.missing_brand_rate] = -1
+
+    category_price_level = rng.normal(3.5, 1.0, size=num_c)
+    item_price = np.round(np.exp(category_price_level[item_category]
+                                 + rng.normal(0.0, 0.6, size=num_i)), 2)
+    log_price = np.log1p(item_price)
+    item_price_z = (log_price - log_price.mean()) / (log_price.std() + 1e-9)
+    item_quality = rng.normal(0.0, 0.4, size=num_i)
+
+    item_popularity = _zipf_weights(num_i, config.item_zipf_exponent, rng)
+    items_by_category = np.argsort(item_category, kind="stable")
+    category_offsets = np.searchsorted(item_category[items_by_category], np.arange(num_c + 1))
+    category_popularity = np.add.reduceat(item_popularity[items_by_category],
+                                          category_offsets[:-1])
+    within = np.empty(num_i)
+    for c in range(num_c):
+        lo, hi = category_offsets[c], category_offsets[c + 1]
+        share = item_popularity[items_by_category[lo:hi]]
+        within[lo:hi] = c + np.cumsum(share) / share.sum()
+
+    # Users: the segment is gender x age level, as cms_group_id is in the public data.
+    gender = rng.integers(1, 3, size=num_u)
+    age_level = rng.integers(0, NUM_AGE_LEVELS, size=num_u)
+    segment = (gender - 1) * NUM_AGE_LEVELS + age_level
+    pvalue_level = rng.choice([1, 2, 3], size=num_u, p=[0.3, 0.55, 0.15])
+    profile = np.stack([
+        rng.integers(0, 97, size=num_u),               # cms_segid
+        segment,                                       # cms_group_id
+        gender,                                        # final_gender_code
+        age_level,                                     # age_level
+        pvalue_level,                                  # pvalue_level
+        rng.choice([1, 2, 3], size=num_u, p=[0.05, 0.15, 0.8]),  # shopping_level
+        rng.choice([0, 1], size=num_u, p=[0.94, 0.06]),           # occupation
+        rng.integers(1, 5, size=num_u),                # new_user_class_level
+    ], axis=1).astype(np.int64)
+    # -1 = empty field in the written table, as in the public data.
+    profile[rng.random(num_u) < config.empty_pvalue_rate, PROFILE_FIELDS.index("pvalue_level")] = -1
+    profile[rng.random(num_u) < 0.1, PROFILE_FIELDS.index("new_user_class_level")] = -1
+    has_profile = rng.random(num_u) >= config.missing_profile_rate
+
+    segment_vectors = rng.standard_normal((2 * NUM_AGE_LEVELS, dim))
+    w = config.segment_weight
+    user_interest = (math.sqrt(w) * segment_vectors[segment]
+                     + math.sqrt(1.0 - w) * rng.standard_normal((num_u, dim)))
+    # Lower pvalue level = more price sensitive.
+    user_price_sensitivity = np.array([0.0, 0.6, 0.3, 0.0])[pvalue_level]
+
+    return World(
+        category_vectors=category_vectors, brand_vectors=brand_vectors,
+        item_category=item_category, item_brand=item_brand, item_price=item_price,
+        item_price_z=item_price_z, item_quality=item_quality,
+        item_popularity_cdf=np.cumsum(item_popularity), items_by_category=items_by_category,
+        category_offsets=category_offsets, within_category_cdf=within,
+        log_category_popularity=np.log(category_popularity),
+        user_profile=profile, user_has_profile=has_profile, user_interest=user_interest,
+        user_price_sensitivity=user_price_sensitivity)
+
+
+def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Cumulative sum of `values` restarting at each index in `starts` (sorted, includes 0)."""
+    total = np.cumsum(values)
+    before = np.concatenate([[0], total[:-1]])
+    group = np.searchsorted(starts, np.arange(len(values)), side="right") - 1
+    return total - before[starts][group]
+
+
+def _sample_categories(session_interest: np.ndarray, world: World, temperature: float,
+                       sessions: np.ndarray, rng: np.random.Generator,
+                       block: int = 2048) -> np.ndarray:
+    """Draws one category per entry of `sessions` (sorted) from that session's interest.
+
+    P(category | session) ∝ exp(temperature·x_s·v_c/√D + log popularity_c). Sessions are taken
+    `block` at a time so that memory stays at block × categories, whatever the shard size.
+    """
+    num_sessions, dim = session_interest.shape
+    num_categories = len(world.category_vectors)
+    chosen = np.empty(len(sessions), dtype=np.int64)
+    for first in range(0, num_sessions, block):
+        last = min(first + block, num_sessions)
+        lo, hi = np.searchsorted(sessions, [first, last])
+        if lo == hi:
+            continue
+        logits = (temperature * session_interest[first:last] @ world.category_vectors.T
+                  / math.sqrt(dim) + world.log_category_popularity)
+        cdf = np.cumsum(np.exp(logits - logits.max(axis=1, keepdims=True)), axis=1)
+        cdf /= cdf[:, -1:]
+        # Row r of the block spans (r, r + 1], so one sorted search serves every row.
+        cdf += np.arange(last - first)[:, None]
+        row = sessions[lo:hi] - first
+        position = np.searchsorted(cdf.ravel(), row + rng.random(hi - lo), side="right")
+        chosen[lo:hi] = np.clip(position - row * num_categories, 0, num_categories - 1)
+    return chosen
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: int,
+                   shard_index: int):
+    """Simulates users [first_user, last_user) over all days; returns (ShardEvents, ShardTruth)."""
+    rng = np.random.default_rng([config.seed, 1, shard_index])
+    dim = config.latent_dim
+    users = np.arange(first_user, last_user)
+
+    # Sessions, ordered by user then start time.
+    per_day = rng.poisson(config.sessions_per_day, size=(len(users), config.days))
+    session_user = np.repeat(np.repeat(users, config.days), per_day.ravel())
+    session_day = np.repeat(np.tile(np.arange(config.days), len(users)), per_day.ravel())
+    session_start = (config.start_timestamp + session_day * SECONDS_PER_DAY
+                     + rng.integers(7 * 3600, 23 * 3600, size=len(session_user)))
+    order = np.lexsort((session_start, session_user))
+    session_user, session_start = session_user[order], session_start[order]
+    num_sessions = len(session_user)
+    if num_sessions == 0:  # nobody in this shard was active
+        empty = np.zeros(0, dtype=np.int64)
+        return (ShardEvents(*([empty] * 7)),
+                ShardTruth(empty, empty, empty, empty, np.zeros(0), empty, empty))
+    first_of_user = np.concatenate([[True], session_user[1:] != session_user[:-1]])
+
+    # Short-term interest: an AR(1) walk over each user's sessions.
+    rho = config.short_term_persistence
+    innovation = rng.standard_normal((num_sessions, dim))
+    short_term = innovation.copy()
+    rank = np.arange(num_sessions) - np.maximum.accumulate(
+        np.where(first_of_user, np.arange(num_sessions), 0))
+    # Impressions within sessions, a second or more apart.
+    per_session = 1 + rng.poisson(config.impressions_per_session - 1, size=num_sessions)
+    imp_session = np.repeat(np.arange(num_sessions), per_session)
+    num_imp = len(imp_session)
+    session_first_imp = np.concatenate([[0], np.cumsum(per_session)[:-1]]).astype(np.int64)
+    gaps = 1 + np.floor(rng.exponential(20.0, size=num_imp)).astype(np.int64)
+    gaps[session_first_imp] = 0
+    session_span = np.add.reduceat(gaps, session_first_imp) if num_imp else np.zeros(0, np.int64)
+
+    for r in range(1, int(rank.max(initial=0)) + 1):
+        idx = np.flatnonzero(rank == r)
+        short_term[idx] = rho * short_term[idx - 1] + math.sqrt(1 - rho * rho) * innovation[idx]
+        # A session starts after the user's previous one ended, so that a user's impressions
+        # have strictly increasing timestamps (the ground truth is keyed by user and time).
+        session_start[idx] = np.maximum(session_start[idx],
+                                        session_start[idx - 1] + session_span[idx - 1] + 1)
+    session_interest = world.user_interest[session_user] + config.short_term_weight * short_term
+    imp_time = session_start[imp_session] + _segment_cumsum(gaps, session_first_imp)
+    imp_user = session_user[imp_session]
+
+    # The recommender: popularity, or interest-driven category then popularity within it.
+    by_interest = rng.random(num_imp) >= config.popularity_share
+    imp_item = np.searchsorted(world.item_popularity_cdf,
+                               rng.random(num_imp) * world.item_popularity_cdf[-1])
+    imp_item = np.minimum(imp_item, config.num_items - 1)
+    chosen_category = _sample_categories(session_interest, world, config.interest_temperature,
+                                         imp_session[by_interest], rng)
+    slot = np.searchsorted(world.within_category_cdf,
+                           chosen_category + rng.random(len(chosen_category)), side="right")
+    slot = np.clip(slot, world.category_offsets[chosen_category],
+                   world.category_offsets[chosen_category + 1] - 1)
+    imp_item[by_interest] = world.items_by_category[slot]
+    imp_category = world.item_category[imp_item]
+    imp_brand = world.item_brand[imp_item]
+    imp_pid = (rng.random(num_imp) >= PID_SHARE[0]).astype(np.int64)
+
+    # True affinity and click intent.
+    interest = session_interest[imp_session]
+    brand_term = np.where(
+        imp_brand >= 0,
+        0.5 * np.einsum("nd,nd->n", world.user_interest[imp_user],
+                        world.brand_vectors[np.maximum(imp_brand, 0)]) / math.sqrt(dim),
+        0.0)
+    affinity = (np.einsum("nd,nd->n", interest, world.category_vectors[imp_category])
+                / math.sqrt(dim)
+                + brand_term + world.item_quality[imp_item]
+                - world.user_price_sensitivity[imp_user] * world.item_price_z[imp_item]
+                + np.asarray(PID_BIAS)[imp_pid])
+    intent_probability = _sigmoid(config.click_bias + affinity)
+    intent = rng.random(num_imp) < intent_probability
+    noise_draw = rng.random(num_imp)
+    missed = intent & (noise_draw < config.missed_click_rate)
+    accidental = ~intent & (noise_draw < config.accidental_click_rate)
+    clicked = (intent & ~missed) | accidental
+    click_probability = (intent_probability * (1 - config.missed_click_rate)
+                         + (1 - intent_probability) * config.accidental_click_rate)
+    noise = np.where(accidental, ACCIDENTAL, np.where(missed, MISSED, NO_NOISE))
+
+    # Explicit feedback, a little after the impression.
+    like = intent & ~missed & (rng.random(num_imp) < config.like_rate * _sigmoid(2 * (affinity - 1)))
+    dislike = ~clicked & (rng.random(num_imp) < config.dislike_rate * _sigmoid(2 * (-affinity - 1)))
+    delay = 1 + np.floor(rng.exponential(30.0, size=num_imp)).astype(np.int64)
+
+    # Category-level clicks (no item id) during the session.
+    browse_per_session = rng.poisson(config.category_clicks_per_session, size=num_sessions)
+    browse_session = np.repeat(np.arange(num_sessions), browse_per_session)
+    browse_category = _sample_categories(session_interest, world, config.interest_temperature,
+                                         browse_session, rng)
+    browse_time = session_start[browse_session] + np.floor(
+        rng.random(len(browse_session)) * (session_span[browse_session] + 1)).astype(np.int64)
+
+    truth = ShardTruth(user=imp_user, item=imp_item, timestamp=imp_time, pid=imp_pid,
+                       click_probability=click_probability, label=clicked.astype(np.int64),
+                       noise=noise)
+
+    parts = [
+        (imp_user, imp_item, imp_category, imp_brand, imp_time,
+         np.where(clicked, CLICK, UNCLICK), imp_pid),
+        (imp_user[like], imp_item[like], imp_category[like], imp_brand[like],
+         imp_time[like] + delay[like], np.full(like.sum(), LIKE), np.full(like.sum(), -1)),
+        (imp_user[dislike], imp_item[dislike], imp_category[dislike], imp_brand[dislike],
+         imp_time[dislike] + delay[dislike], np.full(dislike.sum(), DISLIKE),
+         np.full(dislike.sum(), -1)),
+        (session_user[browse_session], np.full(len(browse_session), -1), browse_category,
+         np.full(len(browse_session), -1), browse_time, np.full(len(browse_session), CLICK),
+         np.full(len(browse_session), -1)),
+    ]
+    columns = [np.concatenate(column).astype(np.int64) for column in zip(*parts)]
+    order = np.lexsort((columns[0], columns[4]))  # by time, then user
+    events = ShardEvents(*(column[order] for column in columns))
+    return events, truth
+
+
+def shard_bounds(config: SimConfig) -> List[tuple]:
+    step = config.users_per_shard
+    return [(lo, min(lo + step, config.num_users))
+            for lo in range(0, config.num_users, step)]
+
+
+def iterate_shards(config: SimConfig, world: World) -> Iterator[tuple]:
+    """Yields (shard_index, ShardEvents, ShardTruth) one shard at a time."""
+    for index, (lo, hi) in enumerate(shard_bounds(config)):
+        events, truth = simulate_shard(config, world, lo, hi, index)
+        yield index, events, truth

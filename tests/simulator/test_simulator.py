@@ -1,0 +1,221 @@
+"""The simulator: determinism, plausible rates, noise as configured, ground truth consistency."""
+import csv
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from simulator import cli
+from simulator.config import SECONDS_PER_DAY, SimConfig
+from simulator.dataset import GROUND_TRUTH_FILE, REPORT_FILE, write_dataset
+from simulator.report import roc_auc
+
+SMALL = dict(num_users=600, num_items=800, num_categories=30, num_brands=80, days=8,
+             users_per_shard=250)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_events(folder):
+    rows = []
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("events"):
+            rows += read_csv(os.path.join(folder, name))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("sim"))
+    config = SimConfig(seed=11, **SMALL)
+    report = write_dataset(config, folder, progress=lambda message: None)
+    return config, folder, report
+
+
+def folder_bytes(folder):
+    return {name: open(os.path.join(folder, name), "rb").read()
+            for name in sorted(os.listdir(folder))}
+
+
+def test_deterministic_for_a_seed(tmp_path, small_dataset):
+    config, folder, _ = small_dataset
+    write_dataset(config, str(tmp_path / "again"), progress=lambda m: None)
+    assert folder_bytes(folder) == folder_bytes(str(tmp_path / "again"))
+    other = SimConfig(seed=12, **SMALL)
+    write_dataset(other, str(tmp_path / "other"), progress=lambda m: None)
+    assert (folder_bytes(folder)["events-00000-of-00003.csv"]
+            != folder_bytes(str(tmp_path / "other"))["events-00000-of-00003.csv"])
+
+
+def test_layout_and_sharding(small_dataset):
+    _, folder, _ = small_dataset
+    names = sorted(os.listdir(folder))
+    assert names == ["events-00000-of-00003.csv", "events-00001-of-00003.csv",
+                     "events-00002-of-00003.csv", GROUND_TRUTH_FILE, "items.csv",
+                     REPORT_FILE, "users.csv"]
+    with open(os.path.join(folder, "events-00001-of-00003.csv")) as f:
+        assert f.readline().strip() == "user_id,item_id,cate_id,brand_id,timestamp,feedback,pid"
+
+
+def test_click_rate_in_plausible_band(small_dataset):
+    _, _, report = small_dataset
+    assert 0.02 <= report.click_rate <= 0.10
+
+
+def test_explicit_feedback_rarer_than_clicks(small_dataset):
+    _, _, report = small_dataset
+    counts = report.events_by_feedback
+    assert 0 < counts["like"] < counts["click"]
+    assert 0 < counts["dislike"] < counts["click"]
+
+
+def test_oracle_auc_strictly_between_half_and_one(small_dataset):
+    _, _, report = small_dataset
+    assert 0.5 < report.oracle_auc < 1.0
+
+
+def test_report_counts_match_the_files(small_dataset):
+    config, folder, report = small_dataset
+    events = read_events(folder)
+    assert len(events) == report.events
+    by_feedback = {}
+    for row in events:
+        by_feedback[row["feedback"]] = by_feedback.get(row["feedback"], 0) + 1
+    assert by_feedback == report.events_by_feedback
+    assert sum(1 for row in events if row["item_id"] == "") == report.category_level_events
+    saved = json.load(open(os.path.join(folder, REPORT_FILE)))
+    assert saved["report"]["events"] == report.events
+    assert saved["config"]["seed"] == config.seed
+
+
+def test_ground_truth_matches_impressions(small_dataset):
+    config, folder, report = small_dataset
+    events = read_events(folder)
+    impressions = {(row["user_id"], row["timestamp"], row["item_id"]): row["feedback"]
+                   for row in events
+                   if row["item_id"] and row["feedback"] in ("click", "unclick")}
+    truth = read_csv(os.path.join(folder, GROUND_TRUTH_FILE))
+    assert len(truth) == len(impressions) == report.impressions
+    for row in truth:
+        logged = impressions[(row["user_id"], row["timestamp"], row["item_id"])]
+        assert logged == ("click" if row["label"] == "1" else "unclick")
+        assert 0.0 < float(row["click_probability"]) < 1.0
+        assert row["noise"] in ("", "accidental", "missed")
+        if row["noise"] == "accidental":
+            assert row["label"] == "1"
+        if row["noise"] == "missed":
+            assert row["label"] == "0"
+    # The oracle AUC is recomputable from the file on the eval split.
+    eval_rows = [row for row in truth if int(row["timestamp"]) >= config.eval_start_timestamp]
+    auc = roc_auc(np.array([float(row["click_probability"]) for row in eval_rows]),
+                  np.array([int(row["label"]) for row in eval_rows]))
+    assert auc == pytest.approx(report.oracle_auc, abs=1e-4)
+
+
+def test_timestamps_in_range_and_strictly_increasing_impressions(small_dataset):
+    config, folder, _ = small_dataset
+    truth = read_csv(os.path.join(folder, GROUND_TRUTH_FILE))
+    by_user = {}
+    for row in truth:
+        by_user.setdefault(row["user_id"], []).append(int(row["timestamp"]))
+    for times in by_user.values():
+        assert all(later > earlier for earlier, later in zip(times, times[1:]))
+    events = read_events(folder)
+    times = np.array([int(row["timestamp"]) for row in events])
+    assert times.min() >= config.start_timestamp
+    # Sessions end within minutes of their day (a late session may spill past midnight).
+    assert times.max() < config.start_timestamp + config.days * SECONDS_PER_DAY + 4 * 3600
+
+
+def test_likes_follow_a_click_and_dislikes_an_unclick(small_dataset):
+    _, folder, _ = small_dataset
+    events = read_events(folder)
+    clicked, unclicked = {}, {}
+    for row in events:
+        key = (row["user_id"], row["item_id"])
+        target = clicked if row["feedback"] == "click" else unclicked
+        if row["feedback"] in ("click", "unclick") and row["item_id"]:
+            target.setdefault(key, []).append(int(row["timestamp"]))
+    for row in events:
+        key, ts = (row["user_id"], row["item_id"]), int(row["timestamp"])
+        if row["feedback"] == "like":
+            assert any(t < ts for t in clicked.get(key, []))
+        if row["feedback"] == "dislike":
+            assert any(t < ts for t in unclicked.get(key, []))
+
+
+def test_profile_and_catalogue_tables(small_dataset):
+    config, folder, _ = small_dataset
+    users = read_csv(os.path.join(folder, "users.csv"))
+    # About 5% of users have no profile row; some pvalue levels are empty.
+    assert 0.85 * config.num_users < len(users) < config.num_users
+    assert any(row["pvalue_level"] == "" for row in users)
+    items = read_csv(os.path.join(folder, "items.csv"))
+    assert len(items) == config.num_items
+    assert any(row["brand_id"] == "" for row in items)
+    assert all(float(row["price"]) > 0 for row in items)
+
+
+@pytest.mark.parametrize("accidental,missed", [(0.05, 0.2), (0.0, 0.0)])
+def test_configured_noise_rates_are_met(tmp_path, accidental, missed):
+    config = SimConfig(seed=3, accidental_click_rate=accidental, missed_click_rate=missed, **SMALL)
+    report = write_dataset(config, str(tmp_path), progress=lambda m: None)
+    for observed, expected, n in [
+            (report.accidental_click_rate, accidental, report.impressions_without_intent),
+            (report.missed_click_rate, missed, report.intended_clicks)]:
+        sigma = math.sqrt(max(expected * (1 - expected), 1e-12) / n)
+        assert abs(observed - expected) <= 4 * sigma + 1e-12
+
+
+def test_more_noise_lowers_the_oracle_auc(tmp_path):
+    clean = write_dataset(SimConfig(seed=5, accidental_click_rate=0.0, missed_click_rate=0.0,
+                                    **SMALL), str(tmp_path / "clean"), progress=lambda m: None)
+    noisy = write_dataset(SimConfig(seed=5, accidental_click_rate=0.08, missed_click_rate=0.4,
+                                    **SMALL), str(tmp_path / "noisy"), progress=lambda m: None)
+    assert noisy.oracle_auc < clean.oracle_auc
+
+
+def test_refuses_to_mix_with_existing_events(small_dataset):
+    config, folder, _ = small_dataset
+    with pytest.raises(FileExistsError, match="already holds event files"):
+        write_dataset(config, folder, progress=lambda m: None)
+
+
+def test_roc_auc_hand_computed():
+    # Pairs (pos, neg): (0.8,0.1) win, (0.8,0.4) win, (0.4,0.1) win, (0.4,0.4) tie -> 3.5/4.
+    assert roc_auc(np.array([0.8, 0.4, 0.1, 0.4]), np.array([1, 1, 0, 0])) == pytest.approx(0.875)
+    assert roc_auc(np.array([0.1, 0.9]), np.array([1, 0])) == 0.0
+    assert math.isnan(roc_auc(np.array([0.1, 0.9]), np.array([1, 1])))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="eval_days"):
+        SimConfig(days=2, eval_days=2)
+    with pytest.raises(ValueError, match="missed_click_rate"):
+        SimConfig(missed_click_rate=1.5)
+    with pytest.raises(ValueError, match="unknown simulator settings: colour"):
+        SimConfig.from_dict({"colour": 1})
+
+
+def test_cli_writes_and_reports(tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    assert cli.main(["--out", out, "--report", "--quiet", "--num-users", "200",
+                     "--num-items", "300", "--num-categories", "20", "--num-brands", "40"]) == 0
+    printed = capsys.readouterr().out
+    for word in ("click", "unclick", "like", "dislike", "users", "items", "click rate",
+                 "oracle AUC"):
+        assert word in printed
+    assert cli.main(["--show-report", out]) == 0
+    assert "oracle AUC" in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_settings(tmp_path, capsys):
+    assert cli.main(["--out", str(tmp_path), "--days", "1", "--eval-days", "1", "--quiet"]) == 2
+    assert "eval_days" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
