@@ -47,6 +47,7 @@ class Event(NamedTuple):
     feedback: str     # one of FEEDBACK_VALUES
     pid: str          # '' when the log has no position id
     is_impression: bool  # True for a shown item: a training example (click = 1, unclick = 0)
+    price: Optional[float] = None  # the item's price, filled from the item table
 
 
 class UserProfile(NamedTuple):
