@@ -325,15 +325,15 @@ class TianchiUserReader(CanonicalUserReader):
 # File name patterns of each layout, and the reader of each kind of file.
 LAYOUTS = {
     CANONICAL: {
-        "events": (re.compile(r"^events.*\.csv$"), CanonicalEventReader),
-        "users": (re.compile(r"^users\.csv$"), CanonicalUserReader),
-        "items": (re.compile(r"^items\.csv$"), CanonicalItemReader),
+        "events": (re.compile(r"^events.*\.csv(\.gz)?$"), CanonicalEventReader),
+        "users": (re.compile(r"^users\.csv(\.gz)?$"), CanonicalUserReader),
+        "items": (re.compile(r"^items\.csv(\.gz)?$"), CanonicalItemReader),
     },
     TIANCHI: {
-        "impressions": (re.compile(r"^raw_sample.*\.csv$"), TianchiImpressionReader),
-        "behaviors": (re.compile(r"^behavior_log.*\.csv$"), TianchiBehaviorReader),
-        "users": (re.compile(r"^user_profile.*\.csv$"), TianchiUserReader),
-        "items": (re.compile(r"^ad_feature.*\.csv$"), TianchiAdReader),
+        "impressions": (re.compile(r"^raw_sample.*\.csv(\.gz)?$"), TianchiImpressionReader),
+        "behaviors": (re.compile(r"^behavior_log.*\.csv(\.gz)?$"), TianchiBehaviorReader),
+        "users": (re.compile(r"^user_profile.*\.csv(\.gz)?$"), TianchiUserReader),
+        "items": (re.compile(r"^ad_feature.*\.csv(\.gz)?$"), TianchiAdReader),
     },
 }
 # The kinds of file a layout cannot do without.

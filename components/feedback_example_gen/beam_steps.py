@@ -1,0 +1,308 @@
+"""The Beam graph of the feedback-history ExampleGen.
+
+    files ─ReadFromText(bytes)─> reader ─┬─ bad rows ──────────────> bad_rows-*.jsonl + counts
+                                         ├─ items ─dedupe─> side input (cate, brand, price)
+                                         ├─ profiles ─┐
+                                         └─ events ─fill from items─ CoGroupByKey(user) ─>
+                 one user at a time: sort, strictly-earlier histories ─> train / eval examples
+
+Only one user's events are held in memory at a time (after the group-by-user shuffle). The
+item table is a side input: the public data's 846k ads take about 150 MB per worker.
+"""
+import json
+import logging
+import os
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from components.feedback_example_gen import history, readers
+
+SECONDS_PER_DAY = 86400
+BAD_ROWS_PREFIX = "bad_rows"
+SUMMARY_FILE = "summary.json"
+
+logger = logging.getLogger(__name__)
+
+
+class LogFiles(NamedTuple):
+    """The files of one input folder, grouped by kind, with each file's header line."""
+
+    layout: str
+    files: Dict[str, List[str]]        # kind -> paths
+    headers: Dict[str, bytes]          # path -> header line
+
+    @property
+    def profile_fields(self) -> Tuple[str, ...]:
+        """Profile fields across all user tables, in header order, user id left out."""
+        fields: List[str] = []
+        for path in self.files.get("users", []):
+            reader = readers.reader_for(self.layout, "users", self.headers[path], path)
+            fields += [c for c in reader.columns if c != "user_id" and c not in fields]
+        return tuple(fields)
+
+
+def discover(input_base: str, layout: str = "auto") -> LogFiles:
+    """Lists the log files under `input_base` and reads their headers; fails clearly if none."""
+    pattern = input_base.rstrip("/") + "/*"
+    matches = FileSystems.match([pattern])[0].metadata_list
+    paths = sorted(m.path for m in matches if m.size_in_bytes > 0)
+    if not paths:
+        raise ValueError("no files found under %s" % input_base)
+    if layout == "auto":
+        layout = readers.detect_layout(paths)
+    elif layout not in readers.LAYOUTS:
+        raise ValueError("unknown layout %r; expected 'auto', %s"
+                         % (layout, ", ".join(repr(k) for k in readers.LAYOUTS)))
+    files = readers.classify_files(layout, paths)
+    for kind in readers.REQUIRED_KINDS[layout]:
+        if not files[kind]:
+            raise ValueError("the %s layout needs %s files under %s" % (layout, kind, input_base))
+    headers = {}
+    for kind_paths in files.values():
+        for path in kind_paths:
+            with FileSystems.open(path) as f:
+                headers[path] = f.readline()
+    return LogFiles(layout, files, headers)
+
+
+def eval_start_timestamp(max_impression_timestamp: int, eval_days: int,
+                         timezone_offset_hours: int) -> int:
+    """First second of the last `eval_days` calendar days (in the logs' time zone)."""
+    offset = timezone_offset_hours * 3600
+    last_day_start = ((max_impression_timestamp + offset) // SECONDS_PER_DAY) * SECONDS_PER_DAY
+    return last_day_start - offset - (eval_days - 1) * SECONDS_PER_DAY
+
+
+class _ReadFile(beam.PTransform):
+    """Reads one file's data lines as bytes and parses them; yields records and BadRows."""
+
+    def __init__(self, path: str, reader):
+        super().__init__()
+        self._path = path
+        self._reader = reader
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Lines" >> beam.io.ReadFromText(self._path, skip_header_lines=1,
+                                                  coder=beam.coders.BytesCoder())
+                | "Parse" >> beam.Map(self._reader))
+
+
+def _is_bad(record, unused_num_partitions) -> int:
+    return 1 if isinstance(record, readers.BadRow) else 0
+
+
+def _fill_from_item(event: readers.Event, items: Dict[str, readers.Item]) -> readers.Event:
+    """Completes an event's category, brand and price from the item table.
+
+    Ids logged with the event win over the table's (they were true at the time); the price
+    always comes from the table.
+    """
+    item = items.get(event.item_id) if event.item_id else None
+    if item is None:
+        return event
+    return event._replace(cate_id=event.cate_id or item.cate_id,
+                          brand_id=event.brand_id or item.brand_id, price=item.price)
+
+
+class _BuildUserExamples(beam.DoFn):
+    """One user's events (and profile) -> ('train' | 'eval', serialized tf.Example)."""
+
+    def __init__(self, profile_fields: Tuple[str, ...], max_seq_len: int, num_samples: int,
+                 seed: int):
+        super().__init__()
+        self._profile_fields = profile_fields
+        self._max_seq_len = max_seq_len
+        self._num_samples = num_samples
+        self._seed = seed
+
+    def process(self, element, eval_start: int):
+        user_id, grouped = element
+        profiles = sorted(grouped["profiles"])
+        events = grouped["events"]
+        if len(profiles) > 1:
+            yield beam.pvalue.TaggedOutput("counts", ("duplicate_profile_rows", len(profiles) - 1))
+        profile = dict(profiles[0].fields) if profiles else None
+        config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
+                                       eval_start)
+        produced = 0
+        for split, example in history.build_user_examples(user_id, events, profile,
+                                                          self._profile_fields, config):
+            produced += 1
+            yield split, history.to_tf_example(example).SerializeToString()
+            yield beam.pvalue.TaggedOutput("counts", ("examples_" + split, 1))
+        if produced:
+            yield beam.pvalue.TaggedOutput("counts", ("users_with_impressions", 1))
+            if profile is None:
+                yield beam.pvalue.TaggedOutput("counts",
+                                               ("impressions_of_users_without_profile", produced))
+
+
+def _counter(record) -> Tuple[str, int]:
+    if isinstance(record, readers.BadRow):
+        return "bad_rows/" + record.reason, 1
+    if isinstance(record, readers.Event):
+        return ("impressions" if record.is_impression else "history_only_events"), 1
+    if isinstance(record, readers.Item):
+        return "item_rows", 1
+    return "profile_rows", 1
+
+
+def _bad_row_json(row: readers.BadRow) -> str:
+    return json.dumps({"source": row.source, "reason": row.reason, "detail": row.detail,
+                       "line": row.line}, ensure_ascii=False)
+
+
+class BuildFeedbackExamples(beam.PTransform):
+    """The whole ExampleGen graph. Outputs {'train': PCollection[bytes], 'eval': ...}.
+
+    Side effects: bad rows as JSON lines under `report_dir`/bad_rows-*.jsonl and the counts
+    as `report_dir`/summary.json.
+    """
+
+    def __init__(self, log_files: LogFiles, report_dir: str, max_seq_len: int, num_samples: int,
+                 eval_days: int, seed: int, timezone_offset_hours: int = 8,
+                 eval_start_override: Optional[int] = None):
+        super().__init__()
+        self._files = log_files
+        self._report_dir = report_dir
+        self._max_seq_len = max_seq_len
+        self._num_samples = num_samples
+        self._eval_days = eval_days
+        self._seed = seed
+        self._tz = timezone_offset_hours
+        self._eval_start_override = eval_start_override
+
+    def expand(self, pbegin):
+        layout = self._files.layout
+        parsed = {}
+        line_counts = []
+        for kind, paths in sorted(self._files.files.items()):
+            kind_records = []
+            for i, path in enumerate(paths):
+                reader = readers.reader_for(layout, kind, self._files.headers[path],
+                                            os.path.basename(path))
+                records = pbegin | "Read[%s][%d]" % (kind, i) >> _ReadFile(path, reader)
+                kind_records.append(records)
+                line_counts.append(
+                    records | "CountLines[%s][%d]" % (kind, i) >> beam.combiners.Count.Globally()
+                    | "KeyLines[%s][%d]" % (kind, i) >> beam.Map(
+                        lambda n, name=os.path.basename(path): ("lines/" + name, n)))
+            parsed[kind] = kind_records
+        all_records = [r for rs in parsed.values() for r in rs] or [
+            pbegin | "NoRecords" >> beam.Create([])]
+        records = all_records | "AllRecords" >> beam.Flatten()
+        good, bad = records | "SplitBad" >> beam.Partition(_is_bad, 2)
+        counts = [records | "CountKinds" >> beam.Map(_counter)] + line_counts
+
+        _ = (bad | "BadRowJson" >> beam.Map(_bad_row_json)
+             | "WriteBadRows" >> beam.io.WriteToText(
+                 os.path.join(self._report_dir, BAD_ROWS_PREFIX), file_name_suffix=".jsonl"))
+
+        def of_kind(kinds, label):
+            pcolls = [r for kind in kinds for r in parsed.get(kind, [])]
+            if not pcolls:
+                return pbegin | "Empty[%s]" % label >> beam.Create([])
+            return (pcolls | "Flatten[%s]" % label >> beam.Flatten()
+                    | "Good[%s]" % label >> beam.Filter(
+                        lambda r: not isinstance(r, readers.BadRow)).with_output_types(
+                            beam.typehints.Any))
+
+        event_kinds = ("events", "impressions", "behaviors")
+        events = of_kind(event_kinds, "events")
+        items = (of_kind(("items",), "items")
+                 | "KeyItems" >> beam.Map(lambda item: (item.item_id, item))
+                 | "GroupItems" >> beam.GroupByKey())
+        counts.append(items | "CountDuplicateItems" >> beam.Map(
+            lambda kv: ("duplicate_item_rows", len(list(kv[1])) - 1)))
+        # The smallest row of a duplicated item id wins, so reruns agree.
+        item_table = beam.pvalue.AsDict(items | "FirstItem" >> beam.Map(
+            lambda kv: (kv[0], min(kv[1]))))
+        filled = events | "FillFromItems" >> beam.Map(_fill_from_item, item_table)
+        # An impression whose item is in no table and whose log has no category (possible
+        # in the Tianchi layout) keeps an empty category; counted, not dropped.
+        counts.append(
+            filled | "CountWithoutCategory" >> beam.Map(
+                lambda e: ("impressions_without_category", int(e.is_impression and not e.cate_id))))
+
+        impressions_ts = (filled | "Impressions" >> beam.Filter(lambda e: e.is_impression)
+                          | "ImpressionTime" >> beam.Map(lambda e: e.timestamp))
+        if self._eval_start_override is not None:
+            eval_start = pbegin | "EvalStart" >> beam.Create([self._eval_start_override])
+        else:
+            eval_days, tz = self._eval_days, self._tz
+            eval_start = (impressions_ts
+                          | "MaxTime" >> beam.CombineGlobally(
+                              lambda xs: max(xs, default=0))
+                          | "EvalStart" >> beam.Map(
+                              lambda t: eval_start_timestamp(t, eval_days, tz)))
+        counts.append(eval_start | "KeyEvalStart" >> beam.Map(lambda t: ("eval_start_timestamp", t)))
+
+        users = {
+            "events": filled | "KeyEvents" >> beam.Map(lambda e: (e.user_id, e)),
+            "profiles": (of_kind(("users",), "users")
+                         | "KeyProfiles" >> beam.Map(lambda p: (p.user_id, p))),
+        }
+        built = (users | "GroupByUser" >> beam.CoGroupByKey()
+                 | "BuildExamples" >> beam.ParDo(
+                     _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
+                                        self._num_samples, self._seed),
+                     eval_start=beam.pvalue.AsSingleton(eval_start)).with_outputs(
+                         "counts", main="examples"))
+        counts.append(built.counts)
+        train, evaluation = built.examples | "BySplit" >> beam.Partition(
+            lambda kv, n: 0 if kv[0] == history.TRAIN else 1, 2)
+
+        _ = (counts | "AllCounts" >> beam.Flatten()
+             | "SumCounts" >> beam.CombinePerKey(sum)
+             | "CountsToDict" >> beam.combiners.ToDict()
+             | "SummaryJson" >> beam.Map(lambda d: json.dumps(
+                 {"layout": layout, "counts": dict(sorted(d.items()))}, indent=2))
+             | "WriteSummary" >> beam.io.WriteToText(
+                 os.path.join(self._report_dir, SUMMARY_FILE), num_shards=1,
+                 shard_name_template=""))
+        return {
+            history.TRAIN: train | "TrainBytes" >> beam.Map(lambda kv: kv[1]),
+            history.EVAL: evaluation | "EvalBytes" >> beam.Map(lambda kv: kv[1]),
+        }
+
+
+class LogSummary(NamedTuple):
+    layout: str
+    counts: Dict[str, int]
+
+    @property
+    def lines(self) -> int:
+        return sum(v for k, v in self.counts.items() if k.startswith("lines/"))
+
+    @property
+    def bad_rows(self) -> int:
+        return sum(v for k, v in self.counts.items() if k.startswith("bad_rows/"))
+
+    @property
+    def bad_row_fraction(self) -> float:
+        return self.bad_rows / self.lines if self.lines else 0.0
+
+    def format(self) -> str:
+        c = self.counts
+        lines = ["layout %s: %d lines read, %d bad rows (%.4f%%)"
+                 % (self.layout, self.lines, self.bad_rows, 100 * self.bad_row_fraction)]
+        lines += ["  bad rows, %s: %d" % (k[len("bad_rows/"):], v)
+                  for k, v in sorted(c.items()) if k.startswith("bad_rows/")]
+        lines.append("examples: train %d, eval %d (eval from timestamp %d); %d users with "
+                     "impressions" % (c.get("examples_train", 0), c.get("examples_eval", 0),
+                                      c.get("eval_start_timestamp", 0),
+                                      c.get("users_with_impressions", 0)))
+        for key in ("history_only_events", "duplicate_item_rows", "duplicate_profile_rows",
+                    "impressions_without_category", "impressions_of_users_without_profile"):
+            if c.get(key):
+                lines.append("  %s: %d" % (key.replace("_", " "), c[key]))
+        return "\n".join(lines)
+
+
+def read_summary(report_dir: str) -> LogSummary:
+    with FileSystems.open(os.path.join(report_dir, SUMMARY_FILE)) as f:
+        data = json.loads(f.read().decode())
+    return LogSummary(data["layout"], data["counts"])

@@ -1,0 +1,85 @@
+"""Executor of FeedbackExampleGen: runs the Beam graph of beam_steps.py and checks its counts."""
+import logging
+from typing import Any, Dict, List
+
+from tfx import types
+from tfx.components.example_gen import write_split
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+
+from components.feedback_example_gen import beam_steps
+from components.feedback_example_gen.history import EVAL, TRAIN
+
+EXAMPLES_KEY = "examples"
+LOG_REPORT_KEY = "log_report"
+SPLITS = (TRAIN, EVAL)
+
+
+class BadRowsError(RuntimeError):
+    """Too many lines of the input could not be read."""
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Reads feedback logs in either layout and writes train/eval tf.Examples (gzip TFRecord)."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+        report = artifact_utils.get_single_instance(output_dict[LOG_REPORT_KEY])
+        examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+
+        log_files = beam_steps.discover(exec_properties["input_base"],
+                                        exec_properties.get("layout") or "auto")
+        logging.info("FeedbackExampleGen: %s layout, files %s", log_files.layout,
+                     {kind: len(paths) for kind, paths in log_files.files.items()})
+        override = exec_properties.get("eval_start_timestamp") or None
+        with self._make_beam_pipeline() as pipeline:
+            splits = pipeline | "BuildFeedbackExamples" >> beam_steps.BuildFeedbackExamples(
+                log_files, report.uri,
+                max_seq_len=exec_properties["max_seq_len"],
+                num_samples=exec_properties["num_samples"],
+                eval_days=exec_properties["eval_days"],
+                seed=exec_properties["seed"],
+                timezone_offset_hours=exec_properties["timezone_offset_hours"],
+                eval_start_override=override)
+            for split, serialized in splits.items():
+                _ = serialized | "WriteSplit[%s]" % split >> write_split.WriteSplit(
+                    artifact_utils.get_split_uri([examples], split),
+                    example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(
+            examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
+
+        summary = beam_steps.read_summary(report.uri)
+        logging.info("FeedbackExampleGen summary:\n%s", summary.format())
+        print(summary.format(), flush=True)
+        report.set_int_custom_property("lines", summary.lines)
+        report.set_int_custom_property("bad_rows", summary.bad_rows)
+        for split in SPLITS:
+            report.set_int_custom_property("examples_" + split,
+                                           summary.counts.get("examples_" + split, 0))
+        check_summary(summary, exec_properties["max_bad_row_fraction"], report.uri)
+
+
+def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
+                  report_uri: str) -> None:
+    """Fails the run, with a message that says what to look at, when the output is unusable."""
+    if summary.bad_row_fraction > max_bad_row_fraction:
+        raise BadRowsError(
+            "%d of %d lines (%.2f%%) could not be read, above the allowed %.2f%%. Reasons: %s. "
+            "The lines and their reasons are in %s/%s-*.jsonl; fix the input or raise "
+            "max_bad_row_fraction." % (
+                summary.bad_rows, summary.lines, 100 * summary.bad_row_fraction,
+                100 * max_bad_row_fraction,
+                ", ".join("%s %d" % (k[len("bad_rows/"):], v)
+                          for k, v in sorted(summary.counts.items()) if k.startswith("bad_rows/")),
+                report_uri, beam_steps.BAD_ROWS_PREFIX))
+    for split in SPLITS:
+        if not summary.counts.get("examples_" + split):
+            raise RuntimeError(
+                "no %s examples were produced (%s). Check that the logs hold impressions "
+                "(click/unclick with an item id) and that eval_days leaves days for both splits."
+                % (split, summary.format().replace("\n", "; ")))

@@ -1,0 +1,197 @@
+"""Golden tests of FeedbackExampleGen's executor on tiny hand-made logs of both layouts."""
+import glob
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.types import standard_artifacts
+
+from components.feedback_example_gen import beam_steps
+from components.feedback_example_gen.component import FeedbackExampleGen, FeedbackLogReport
+from components.feedback_example_gen.executor import BadRowsError, Executor
+from models import features as F
+
+DAY = 86400
+T0 = 1494000000  # 2017-05-06 00:00 Beijing
+
+
+def write(folder, name, text):
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(text if isinstance(text, bytes) else text.encode())
+
+
+def run_executor(input_base, out, **overrides):
+    examples = standard_artifacts.Examples()
+    examples.uri = os.path.join(out, "examples")
+    report = FeedbackLogReport()
+    report.uri = os.path.join(out, "report")
+    properties = dict(input_base=input_base, layout="auto", max_seq_len=2, num_samples=2,
+                      eval_days=1, eval_start_timestamp=0, timezone_offset_hours=8, seed=0,
+                      max_bad_row_fraction=0.5)
+    properties.update(overrides)
+    Executor().Do({}, {"examples": [examples], "log_report": [report]}, properties)
+    return examples, report
+
+
+def read_split(examples, split):
+    paths = glob.glob(os.path.join(examples.uri, "Split-%s" % split, "*.gz"))
+    parsed = []
+    for record in tf.data.TFRecordDataset(paths, compression_type="GZIP"):
+        example = tf.train.Example.FromString(record.numpy())
+        row = {}
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value)
+            row[name] = [v.decode() if isinstance(v, bytes) else v for v in values]
+        parsed.append(row)
+    return sorted(parsed, key=lambda r: (r["user_id"], r["timestamp"]))
+
+
+@pytest.fixture(scope="module")
+def canonical_run(tmp_path_factory):
+    data = str(tmp_path_factory.mktemp("canonical"))
+    # Two event files, later events first: input order must not matter.
+    write(data, "events-2.csv",
+          "user_id,item_id,cate_id,brand_id,timestamp,feedback,pid\n"
+          "u1,i3,,,%d,unclick,p2\n"          # eval day; cate/brand from items.csv
+          "u2,i1,c1,b1,%d,click,p1\n"
+          "u1,i2,c2,,%d,like,\n"              # same second as the impression below
+          "bad line without enough columns\n"
+          % (T0 + 7 * DAY + 5, T0 + 7 * DAY + 9, T0 + 100))
+    write(data, "events-1.csv",
+          "user_id,item_id,cate_id,brand_id,timestamp,feedback,pid\n"
+          "u1,i1,c1,b1,%d,click,p1\n"
+          "u1,,c9,,%d,click,\n"               # category-level click: history only
+          "u1,i2,c2,,%d,unclick,p1\n"
+          "u1,i4,c2,b2,%d,dislike,\n"
+          "u9,i1,c1,b1,%d,purchase,p1\n"      # unknown feedback
+          % (T0 + 10, T0 + 20, T0 + 100, T0 + 200, T0 + 300))
+    write(data, "items.csv", "item_id,cate_id,brand_id,price\ni1,c1,b1,10.5\ni2,c2,,3\n"
+                             "i3,c3,b3,7\ni3,c3,b3,8\n")
+    write(data, "users.csv", "user_id,age_level,pvalue_level\nu1,3,\n")
+    out = str(tmp_path_factory.mktemp("out"))
+    examples, report = run_executor(data, out)
+    return examples, report
+
+
+def test_canonical_golden(canonical_run):
+    examples, _ = canonical_run
+    train = read_split(examples, "train")
+    assert [(r["user_id"][0], r["item_id"], r["label"]) for r in train] == [
+        ("u1", ["i1"], [1]), ("u1", ["i2"], [0])]
+    first, second = train
+    assert first["cate_id"] == ["c1"] and first["price"] == [10.5]
+    assert first["profile_age_level"] == ["3"] and first["profile_pvalue_level"] == [""]
+    for f in F.FEEDBACK_TYPES:
+        assert first[F.seq(f, "item")] == [] and first[F.full_length(f)] == [0]
+    # At T0+100: the earlier click on i1 and the category-level click; not the like of the
+    # same second.
+    assert second[F.seq("click", "item")] == ["i1", ""]
+    assert second[F.seq("click", "cate")] == ["c1", "c9"]
+    assert second[F.seq("click", "brand")] == ["b1", ""]
+    assert second[F.seq("like", "item")] == []
+    assert second[F.full_length("click")] == [2]
+    assert sorted(second[F.sample("click", "cate")]) == ["c1", "c9"]
+    assert second["price"] == [3.0]
+
+    evaluation = read_split(examples, "eval")
+    assert [(r["user_id"][0], r["item_id"], r["label"]) for r in evaluation] == [
+        ("u1", ["i3"], [0]), ("u2", ["i1"], [1])]
+    u1, u2 = evaluation
+    # Category and brand come from items.csv; the smaller duplicate row of i3 wins.
+    assert u1["cate_id"] == ["c3"] and u1["brand_id"] == ["b3"] and u1["price"] == [7.0]
+    # T = 2: the two most recent clicks, oldest first; the like and dislike are seen.
+    assert u1[F.seq("click", "item")] == ["i1", ""]
+    assert u1[F.seq("unclick", "item")] == ["i2"]
+    assert u1[F.seq("like", "item")] == ["i2"] and u1[F.seq("dislike", "item")] == ["i4"]
+    assert u1["pid"] == ["p2"]
+    # u2 has no profile row: its profile fields are empty, not missing.
+    assert u2["profile_age_level"] == [""]
+
+
+def test_canonical_report_counts_and_bad_rows(canonical_run):
+    examples, report = canonical_run
+    summary = beam_steps.read_summary(report.uri)
+    counts = summary.counts
+    assert counts["lines/events-1.csv"] == 5 and counts["lines/events-2.csv"] == 4
+    assert counts["bad_rows/wrong column count"] == 1
+    assert counts["bad_rows/unknown feedback value"] == 1
+    assert summary.bad_rows == 2
+    assert counts["examples_train"] == 2 and counts["examples_eval"] == 2
+    assert counts["duplicate_item_rows"] == 1
+    assert counts["impressions_of_users_without_profile"] == 1
+    assert counts["eval_start_timestamp"] == T0 + 7 * DAY
+    bad = [json.loads(line) for path in glob.glob(os.path.join(report.uri, "bad_rows*.jsonl"))
+           for line in open(path)]
+    assert sorted((b["source"], b["reason"]) for b in bad) == [
+        ("events-1.csv", "unknown feedback value"), ("events-2.csv", "wrong column count")]
+    assert any(b["line"] == "bad line without enough columns" for b in bad)
+    assert report.get_int_custom_property("bad_rows") == 2
+    assert examples.split_names == '["train", "eval"]'
+
+
+def test_tianchi_golden(tmp_path):
+    data = str(tmp_path / "tianchi")
+    os.makedirs(data)
+    write(data, "raw_sample.csv", "user,time_stamp,adgroup_id,pid,nonclk,clk\n"
+                                  "7,%d,100,430548_1007,1,0\n"
+                                  "7,%d,101,430539_1007,0,1\n"
+                                  "7,%d,100,430548_1007,1,1\n"    # inconsistent
+                                  % (T0 + 50, T0 + 7 * DAY + 50, T0 + 60))
+    write(data, "ad_feature.csv", "adgroup_id,cate_id,campaign_id,customer,brand,price\n"
+                                  "100,6406,1,2,NULL,58.0\n101,6407,1,2,95766,9.9\n")
+    write(data, "user_profile.csv",
+          "userid,cms_segid,cms_group_id,final_gender_code,age_level,pvalue_level,"
+          "shopping_level,occupation,new_user_class_level \n7,0,5,2,5,,3,0,\n")
+    write(data, "behavior_log.csv", "user,time_stamp,btag,cate,brand\n"
+                                    "7,%d,pv,6407,NULL\n7,%d,cart,6406,3\n7,%d,share,1,1\n"
+                                    % (T0 + 10, T0 + 20, T0 + 30))
+    examples, report = run_executor(data, str(tmp_path / "out"))
+    train, evaluation = read_split(examples, "train"), read_split(examples, "eval")
+    assert len(train) == 1 and len(evaluation) == 1
+    first, later = train[0], evaluation[0]
+    assert first["item_id"] == ["100"] and first["cate_id"] == ["6406"]
+    assert first["brand_id"] == [""] and first["label"] == [0] and first["price"] == [58.0]
+    assert first[F.seq("click", "cate")] == ["6407"] and first[F.seq("click", "item")] == [""]
+    assert first[F.seq("like", "cate")] == ["6406"] and first[F.seq("like", "brand")] == ["3"]
+    assert first["profile_new_user_class_level"] == [""]
+    assert first["profile_age_level"] == ["5"]
+    assert later["label"] == [1] and later["brand_id"] == ["95766"]
+    assert later[F.seq("unclick", "item")] == ["100"]
+    counts = beam_steps.read_summary(report.uri).counts
+    assert counts["bad_rows/inconsistent clk/nonclk"] == 1
+    assert counts["bad_rows/unknown feedback value"] == 1
+
+
+def test_too_many_bad_rows_fail_with_a_clear_message(tmp_path):
+    data = str(tmp_path / "bad")
+    os.makedirs(data)
+    write(data, "events.csv", "user_id,item_id,cate_id,brand_id,timestamp,feedback\n"
+                              "u,i,c,b,%d,click\nu,i,c,b,%d,click\nu,i,c,b,oops,click\n"
+                              % (T0, T0 + DAY))
+    with pytest.raises(BadRowsError, match=r"1 of 3 lines .*non-numeric timestamp 1"):
+        run_executor(data, str(tmp_path / "out"), max_bad_row_fraction=0.2)
+    # Within the allowed fraction the run succeeds and reports it.
+    _, report = run_executor(data, str(tmp_path / "out2"), max_bad_row_fraction=0.5)
+    assert beam_steps.read_summary(report.uri).bad_rows == 1
+
+
+def test_no_input_files_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no files found"):
+        run_executor(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_component_validates_arguments():
+    with pytest.raises(ValueError, match="eval_days"):
+        FeedbackExampleGen(input_base="/x", eval_days=0)
+    component = FeedbackExampleGen(input_base="/x", max_seq_len=50)
+    assert component.exec_properties["max_seq_len"] == 50
+    assert set(component.outputs) == {"examples", "log_report"}
+
+
+def test_eval_start_is_the_last_days_in_beijing_time():
+    # 2017-05-13 23:59:59 Beijing -> eval day starts 2017-05-13 00:00 Beijing.
+    assert beam_steps.eval_start_timestamp(T0 + 8 * DAY - 1, 1, 8) == T0 + 7 * DAY
+    assert beam_steps.eval_start_timestamp(T0 + 8 * DAY - 1, 2, 8) == T0 + 6 * DAY
+    assert beam_steps.eval_start_timestamp(T0 + 7 * DAY, 1, 8) == T0 + 7 * DAY
