@@ -108,7 +108,11 @@ def _fill_from_item(event: readers.Event, items: Dict[str, readers.Item]) -> rea
 
 
 class _BuildUserExamples(beam.DoFn):
-    """One user's events (and profile) -> ('train' | 'eval', serialized tf.Example)."""
+    """One user's events (and profile) -> serialized tf.Examples, tagged 'train' or 'eval'.
+
+    Counts leave through the 'counts' output once per user, not per example, to keep the
+    per-element work of the pipeline down.
+    """
 
     def __init__(self, profile_fields: Tuple[str, ...], max_seq_len: int, num_samples: int,
                  seed: int):
@@ -121,23 +125,32 @@ class _BuildUserExamples(beam.DoFn):
     def process(self, element, eval_start: int):
         user_id, grouped = element
         profiles = sorted(grouped["profiles"])
-        events = grouped["events"]
+        # Events travel the shuffle as plain tuples (Beam encodes those natively).
+        events = [readers.Event(*fields) for fields in grouped["events"]]
         if len(profiles) > 1:
             yield beam.pvalue.TaggedOutput("counts", ("duplicate_profile_rows", len(profiles) - 1))
         profile = dict(profiles[0].fields) if profiles else None
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
                                        eval_start)
-        produced = 0
+        produced = {history.TRAIN: 0, history.EVAL: 0}
+        without_category = 0
         for split, example in history.build_user_examples(user_id, events, profile,
                                                           self._profile_fields, config):
-            produced += 1
-            yield split, history.to_tf_example(example).SerializeToString()
-            yield beam.pvalue.TaggedOutput("counts", ("examples_" + split, 1))
-        if produced:
+            produced[split] += 1
+            without_category += not example[history.F.CATE_ID][0]
+            yield beam.pvalue.TaggedOutput(split, history.serialize_example(example))
+        total = sum(produced.values())
+        if total:
+            for split, count in produced.items():
+                yield beam.pvalue.TaggedOutput("counts", ("examples_" + split, count))
             yield beam.pvalue.TaggedOutput("counts", ("users_with_impressions", 1))
+            # An impression whose item is in no table and whose log has no category
+            # (possible in the Tianchi layout) keeps an empty category: counted, not dropped.
+            yield beam.pvalue.TaggedOutput("counts", ("impressions_without_category",
+                                                      without_category))
             if profile is None:
                 yield beam.pvalue.TaggedOutput("counts",
-                                               ("impressions_of_users_without_profile", produced))
+                                               ("impressions_of_users_without_profile", total))
 
 
 def _counter(record) -> Tuple[str, int]:
@@ -221,12 +234,6 @@ class BuildFeedbackExamples(beam.PTransform):
         item_table = beam.pvalue.AsDict(items | "FirstItem" >> beam.Map(
             lambda kv: (kv[0], min(kv[1]))))
         filled = events | "FillFromItems" >> beam.Map(_fill_from_item, item_table)
-        # An impression whose item is in no table and whose log has no category (possible
-        # in the Tianchi layout) keeps an empty category; counted, not dropped.
-        counts.append(
-            filled | "CountWithoutCategory" >> beam.Map(
-                lambda e: ("impressions_without_category", int(e.is_impression and not e.cate_id))))
-
         impressions_ts = (filled | "Impressions" >> beam.Filter(lambda e: e.is_impression)
                           | "ImpressionTime" >> beam.Map(lambda e: e.timestamp))
         if self._eval_start_override is not None:
@@ -241,7 +248,7 @@ class BuildFeedbackExamples(beam.PTransform):
         counts.append(eval_start | "KeyEvalStart" >> beam.Map(lambda t: ("eval_start_timestamp", t)))
 
         users = {
-            "events": filled | "KeyEvents" >> beam.Map(lambda e: (e.user_id, e)),
+            "events": filled | "KeyEvents" >> beam.Map(lambda e: (e.user_id, tuple(e))),
             "profiles": (of_kind(("users",), "users")
                          | "KeyProfiles" >> beam.Map(lambda p: (p.user_id, p))),
         }
@@ -250,10 +257,8 @@ class BuildFeedbackExamples(beam.PTransform):
                      _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
                                         self._num_samples, self._seed),
                      eval_start=beam.pvalue.AsSingleton(eval_start)).with_outputs(
-                         "counts", main="examples"))
+                         "counts", history.TRAIN, history.EVAL))
         counts.append(built.counts)
-        train, evaluation = built.examples | "BySplit" >> beam.Partition(
-            lambda kv, n: 0 if kv[0] == history.TRAIN else 1, 2)
 
         _ = (counts | "AllCounts" >> beam.Flatten()
              | "SumCounts" >> beam.CombinePerKey(sum)
@@ -263,10 +268,7 @@ class BuildFeedbackExamples(beam.PTransform):
              | "WriteSummary" >> beam.io.WriteToText(
                  os.path.join(self._report_dir, SUMMARY_FILE), num_shards=1,
                  shard_name_template=""))
-        return {
-            history.TRAIN: train | "TrainBytes" >> beam.Map(lambda kv: kv[1]),
-            history.EVAL: evaluation | "EvalBytes" >> beam.Map(lambda kv: kv[1]),
-        }
+        return {history.TRAIN: built[history.TRAIN], history.EVAL: built[history.EVAL]}
 
 
 class LogSummary(NamedTuple):

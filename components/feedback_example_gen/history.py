@@ -19,7 +19,9 @@ The raw example (the ExampleGen's output, the input of Transform and of serving)
   whole earlier history of type f (not only the last T), oldest first, seeded by
   (seed, user, impression time, impression index) so that reruns give the same samples.
 """
+import functools
 import random
+import struct
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 from components.feedback_example_gen.readers import CLICK, Event, FEEDBACK_VALUES
@@ -43,20 +45,51 @@ def event_sort_key(event: Event) -> tuple:
             event.pid, not event.is_impression)
 
 
-class _TypedHistory:
-    """One feedback type's history as three parallel lists of encoded ids."""
+class Ids(list):
+    """A list of id values (bytes) that also carries its BytesList wire payload.
 
-    __slots__ = ("items", "cates", "brands")
+    The payload is the concatenation of the values' encoded forms, each encoded once when
+    its event joined the history, so serialising a history of T ids is one bytes join
+    rather than T encodings.
+    """
+
+    __slots__ = ("wire",)
+
+    def __init__(self, values: List[bytes], wire: bytes):
+        super().__init__(values)
+        self.wire = wire
+
+
+class _TypedHistory:
+    """One feedback type's history: per part (item, cate, brand) the ids and their encodings."""
+
+    __slots__ = ("ids", "wire")
 
     def __init__(self):
-        self.items: List[bytes] = []
-        self.cates: List[bytes] = []
-        self.brands: List[bytes] = []
+        self.ids: Dict[str, List[bytes]] = {part: [] for part in F.ITEM_PARTS}
+        self.wire: Dict[str, List[bytes]] = {part: [] for part in F.ITEM_PARTS}
+
+    def __len__(self) -> int:
+        return len(self.ids["item"])
 
     def append(self, event: Event) -> None:
-        self.items.append(event.item_id.encode())
-        self.cates.append(event.cate_id.encode())
-        self.brands.append(event.brand_id.encode())
+        for part, value in zip(F.ITEM_PARTS, (event.item_id, event.cate_id, event.brand_id)):
+            encoded = value.encode()
+            self.ids[part].append(encoded)
+            self.wire[part].append(_field(1, encoded))
+
+    def recent(self, part: str, limit: int) -> Ids:
+        if limit <= 0:
+            return Ids([], b"")
+        return Ids(self.ids[part][-limit:], b"".join(self.wire[part][-limit:]))
+
+    def pick(self, part: str, positions: List[int]) -> Ids:
+        ids, wire = self.ids[part], self.wire[part]
+        return Ids([ids[i] for i in positions], b"".join([wire[i] for i in positions]))
+
+
+SEQ_NAMES = {(f, p): F.seq(f, p) for f in FEEDBACK_VALUES for p in F.ITEM_PARTS}
+SAMPLE_NAMES = {(f, p): F.sample(f, p) for f in FEEDBACK_VALUES for p in F.ITEM_PARTS}
 
 
 def profile_feature(field: str) -> str:
@@ -106,15 +139,12 @@ def build_user_examples(user_id: str, events: Iterable[Event],
                 example[F.PRICE] = [float(event.price)]
             example.update(profile_values)
             for feedback, history in histories.items():
-                n = len(history.items)
-                example[F.seq(feedback, "item")] = history.items[-T:] if T else []
-                example[F.seq(feedback, "cate")] = history.cates[-T:] if T else []
-                example[F.seq(feedback, "brand")] = history.brands[-T:] if T else []
+                n = len(history)
                 example[F.full_length(feedback)] = [n]
                 picks = sorted(rng.sample(range(n), min(K, n)))
-                example[F.sample(feedback, "item")] = [history.items[i] for i in picks]
-                example[F.sample(feedback, "cate")] = [history.cates[i] for i in picks]
-                example[F.sample(feedback, "brand")] = [history.brands[i] for i in picks]
+                for part in F.ITEM_PARTS:
+                    example[SEQ_NAMES[feedback, part]] = history.recent(part, T)
+                    example[SAMPLE_NAMES[feedback, part]] = history.pick(part, picks)
             yield (EVAL if timestamp >= config.eval_start_timestamp else TRAIN), example
         for event in ordered[start:end]:
             histories[event.feedback].append(event)
@@ -123,6 +153,64 @@ def build_user_examples(user_id: str, events: Iterable[Event],
 
 INT64_FEATURES = frozenset([TIMESTAMP, F.LABEL] + [F.full_length(f) for f in FEEDBACK_VALUES])
 FLOAT_FEATURES = frozenset([F.PRICE])
+
+
+def _encode_varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 values are encoded as their two's complement
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# Lengths and small ints are looked up: serialisation is hot, varint loops in Python are not.
+_SMALL = 1 << 14
+_SMALL_VARINTS = [_encode_varint(i) for i in range(_SMALL)]
+# Tags of length-delimited fields 1, 2 and 3: (field << 3) | wire type 2.
+_TAG = [b"", b"\x0a", b"\x12", b"\x1a"]
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if 0 <= value < _SMALL else _encode_varint(value)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2) with field number 1, 2 or 3."""
+    n = len(payload)
+    return _TAG[tag] + (_SMALL_VARINTS[n] if n < _SMALL else _encode_varint(n)) + payload
+
+
+@functools.lru_cache(maxsize=None)
+def _key(name: str) -> bytes:
+    return _field(1, name.encode())
+
+
+def serialize_example(example: Dict[str, list]) -> bytes:
+    """The wire bytes of the tf.train.Example of a raw example dict, built directly.
+
+    Equivalent to `to_tf_example(example).SerializeToString()` (tests parse both back and
+    compare) but about ten times faster, which makes the ExampleGen's per-example cost a
+    fraction of Beam's. Wire layout: Example.features(1) > Features.feature(1, map entry:
+    key 1, value 2) > Feature.{bytes_list 1, float_list 2, int64_list 3} > value(1), with
+    floats and int64s packed.
+    """
+    entries = []
+    for name, values in example.items():
+        if name in FLOAT_FEATURES:
+            packed = struct.pack("<%df" % len(values), *values)
+            feature = _field(2, _field(1, packed) if values else b"")
+        elif name in INT64_FEATURES:
+            packed = b"".join(_varint(v) for v in values)
+            feature = _field(3, _field(1, packed) if values else b"")
+        elif isinstance(values, Ids):
+            feature = _field(1, values.wire)
+        else:
+            feature = _field(1, b"".join([_field(1, v) for v in values]))
+        entries.append(_field(1, _key(name) + _field(2, feature)))
+    return _field(1, b"".join(entries))
 
 
 def to_tf_example(example: Dict[str, list]):

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from components.feedback_example_gen.history import (EVAL, TRAIN, HistoryConfig,
+from components.feedback_example_gen.history import (EVAL, TRAIN, HistoryConfig, serialize_example,
                                                      build_user_examples, to_tf_example)
 from components.feedback_example_gen.readers import Event
 from models import features as F
@@ -155,3 +155,18 @@ def test_tf_example_types_and_empty_lists_present():
     # An empty history is an empty bytes list, not a feature without a kind.
     assert feature[F.seq("like", "item")].WhichOneof("kind") == "bytes_list"
     assert list(feature[F.seq("like", "item")].bytes_list.value) == []
+
+
+def test_direct_serialization_matches_the_protobuf_library():
+    import tensorflow as tf
+    rng = random.Random(3)
+    events = [ev(rng.randint(1, 40), rng.choice(["click", "unclick", "like", "dislike"]),
+                 "" if rng.random() < 0.2 else "item-%d-é" % rng.randint(1, 300),
+                 price=rng.choice([None, 0.5, 1e6]))
+              for _ in range(120)]
+    examples = build(events, T=7, K=3, profile={"age": "3"}, fields=("age", "city"))
+    assert examples
+    for _, example in examples:
+        example["timestamp"] = [-5, 2 ** 40]  # negative and multi-byte varints
+        direct = tf.train.Example.FromString(serialize_example(example))
+        assert direct == to_tf_example(example)
