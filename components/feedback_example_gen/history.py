@@ -22,7 +22,8 @@ The raw example (the ExampleGen's output, the input of Transform and of serving)
 import functools
 import random
 import struct
-from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
+from typing import (Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 from components.feedback_example_gen.readers import CLICK, Event, FEEDBACK_VALUES
 from models import features as F
@@ -45,19 +46,43 @@ def event_sort_key(event: Event) -> tuple:
             event.pid, not event.is_impression)
 
 
-class Ids(list):
-    """A list of id values (bytes) that also carries its BytesList wire payload.
+class Ids(Sequence):
+    """A read-only view of some of a history's ids (bytes), with their BytesList wire payload.
 
-    The payload is the concatenation of the values' encoded forms, each encoded once when
-    its event joined the history, so serialising a history of T ids is one bytes join
-    rather than T encodings.
+    Each id was encoded once, when its event joined the history; serialising a history of T
+    ids is then one bytes join (`wire`) rather than T encodings, and the id values themselves
+    are only materialised when someone reads them (tests, `to_tf_example`).
     """
 
-    __slots__ = ("wire",)
+    __slots__ = ("_ids", "_wire", "_positions")
 
-    def __init__(self, values: List[bytes], wire: bytes):
-        super().__init__(values)
-        self.wire = wire
+    def __init__(self, ids: List[bytes], wire: List[bytes], positions: Sequence[int]):
+        self._ids, self._wire, self._positions = ids, wire, positions
+
+    @property
+    def wire(self) -> bytes:
+        wire = self._wire
+        if isinstance(self._positions, range):
+            p = self._positions
+            return b"".join(wire[p.start:p.stop])
+        return b"".join([wire[i] for i in self._positions])
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._ids[i] for i in self._positions[index]]
+        return self._ids[self._positions[index]]
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def __add__(self, other) -> list:
+        return list(self) + list(other)
+
+    def __repr__(self) -> str:
+        return "Ids(%r)" % list(self)
 
 
 class _TypedHistory:
@@ -78,18 +103,13 @@ class _TypedHistory:
             self.ids[part].append(encoded)
             self.wire[part].append(_field(1, encoded))
 
-    def recent(self, part: str, limit: int) -> Ids:
-        if limit <= 0:
-            return Ids([], b"")
-        return Ids(self.ids[part][-limit:], b"".join(self.wire[part][-limit:]))
-
-    def pick(self, part: str, positions: List[int]) -> Ids:
-        ids, wire = self.ids[part], self.wire[part]
-        return Ids([ids[i] for i in positions], b"".join([wire[i] for i in positions]))
+    def view(self, part: str, positions: Sequence[int]) -> Ids:
+        return Ids(self.ids[part], self.wire[part], positions)
 
 
 SEQ_NAMES = {(f, p): F.seq(f, p) for f in FEEDBACK_VALUES for p in F.ITEM_PARTS}
 SAMPLE_NAMES = {(f, p): F.sample(f, p) for f in FEEDBACK_VALUES for p in F.ITEM_PARTS}
+FULL_LENGTH_NAMES = {f: F.full_length(f) for f in FEEDBACK_VALUES}
 
 
 def profile_feature(field: str) -> str:
@@ -123,6 +143,7 @@ def build_user_examples(user_id: str, events: Iterable[Event],
         for event in ordered[start:end]:
             if not event.is_impression:
                 continue
+            # Seeded per impression, so samples do not depend on which worker or bundle ran.
             rng = random.Random("%d|%s|%d|%d" % (config.seed, user_id, timestamp,
                                                  impression_index))
             impression_index += 1
@@ -140,11 +161,12 @@ def build_user_examples(user_id: str, events: Iterable[Event],
             example.update(profile_values)
             for feedback, history in histories.items():
                 n = len(history)
-                example[F.full_length(feedback)] = [n]
-                picks = sorted(rng.sample(range(n), min(K, n)))
+                example[FULL_LENGTH_NAMES[feedback]] = [n]
+                recent = range(max(0, n - T), n)
+                picks = sorted(rng.sample(range(n), K)) if n > K else range(n)
                 for part in F.ITEM_PARTS:
-                    example[SEQ_NAMES[feedback, part]] = history.recent(part, T)
-                    example[SAMPLE_NAMES[feedback, part]] = history.pick(part, picks)
+                    example[SEQ_NAMES[feedback, part]] = history.view(part, recent)
+                    example[SAMPLE_NAMES[feedback, part]] = history.view(part, picks)
             yield (EVAL if timestamp >= config.eval_start_timestamp else TRAIN), example
         for event in ordered[start:end]:
             histories[event.feedback].append(event)
@@ -197,20 +219,27 @@ def serialize_example(example: Dict[str, list]) -> bytes:
     key 1, value 2) > Feature.{bytes_list 1, float_list 2, int64_list 3} > value(1), with
     floats and int64s packed.
     """
-    entries = []
+    small, tag = _SMALL_VARINTS, _TAG
+    pieces = []
     for name, values in example.items():
-        if name in FLOAT_FEATURES:
+        if isinstance(values, Ids):
+            payload = values.wire
+            n = len(payload)
+            feature = b"\x0a" + (small[n] if n < _SMALL else _encode_varint(n)) + payload
+        elif name in FLOAT_FEATURES:
             packed = struct.pack("<%df" % len(values), *values)
             feature = _field(2, _field(1, packed) if values else b"")
         elif name in INT64_FEATURES:
-            packed = b"".join(_varint(v) for v in values)
+            packed = b"".join([_varint(v) for v in values])
             feature = _field(3, _field(1, packed) if values else b"")
-        elif isinstance(values, Ids):
-            feature = _field(1, values.wire)
         else:
             feature = _field(1, b"".join([_field(1, v) for v in values]))
-        entries.append(_field(1, _key(name) + _field(2, feature)))
-    return _field(1, b"".join(entries))
+        n = len(feature)
+        entry = _key(name) + tag[2] + (small[n] if n < _SMALL else _encode_varint(n)) + feature
+        n = len(entry)
+        pieces.append(tag[1] + (small[n] if n < _SMALL else _encode_varint(n)))
+        pieces.append(entry)
+    return _field(1, b"".join(pieces))
 
 
 def to_tf_example(example: Dict[str, list]):
