@@ -1,0 +1,1 @@
+"""Stops the pipeline before Transform when ExampleValidator found anomalies."""
