@@ -24,6 +24,7 @@ setup(
     entry_points={
         "console_scripts": [
             "dumn-simulate=simulator.cli:main",
+            "dumn-pipeline=pipeline.local_runner:main",
         ],
     },
 )

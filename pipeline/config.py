@@ -1,0 +1,95 @@
+"""Pipeline configuration in one place: every knob of the DAG, with defaults for the local run.
+
+The same object configures the local run (pipeline/local_runner.py) and the Kubeflow
+deployment (kubeflow/); only the runner-specific settings (metadata, image, resources) live
+with the runners.
+"""
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
+
+# User code is referenced by dotted path: it is installed with this package (locally in the
+# venv, on Kubeflow baked into the image), so TFX does not build and ship module wheels.
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.trainer.run_fn"
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """What a run needs to know. Paths may be local or remote (gs://, s3://)."""
+
+    pipeline_name: str = "dumn"
+    pipeline_root: str = os.path.join(REPO_ROOT, "output", "pipeline")
+    data_root: str = os.path.join(REPO_ROOT, "output", "data", "simulated")
+    layout: str = "auto"                 # 'auto' | 'canonical' | 'tianchi'
+    serving_model_dir: str = os.path.join(REPO_ROOT, "output", "serving_model")
+    schema_path: str = DEFAULT_SCHEMA    # the curated schema template (rendered for T and K)
+
+    # ExampleGen
+    max_seq_len: int = 100               # T
+    num_samples: int = 5                 # K
+    eval_days: int = 1
+    max_bad_row_fraction: float = 0.01
+    seed: int = 7
+
+    # Transform
+    num_oov_buckets: int = 10
+
+    # Trainer
+    model: str = "dumn"                  # 'dumn' | 'din'
+    train_steps: int = 1000
+    eval_steps: int = 100
+    batch_size: int = 256
+    model_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # Evaluator
+    auc_floor: float = 0.6               # an AUC below this is never blessed
+    # The candidate may not fall more than this below the latest blessed model's AUC.
+    auc_max_regression: float = 0.0
+
+    # Beam arguments for the data components (ExampleGen, StatisticsGen, Transform, Evaluator).
+    beam_pipeline_args: List[str] = dataclasses.field(default_factory=lambda: [
+        "--direct_running_mode=multi_processing",
+        # 0 = as many workers as CPUs.
+        "--direct_num_workers=0",
+    ])
+
+    def __post_init__(self):
+        errors = []
+        if self.max_seq_len < 1:
+            errors.append("max_seq_len must be >= 1")
+        if self.num_samples < 1:
+            errors.append("num_samples must be >= 1")
+        if self.eval_days < 1:
+            errors.append("eval_days must be >= 1")
+        if self.train_steps < 1 or self.eval_steps < 1 or self.batch_size < 1:
+            errors.append("train_steps, eval_steps and batch_size must be >= 1")
+        if not 0.0 <= self.auc_floor <= 1.0:
+            errors.append("auc_floor must be in [0, 1]")
+        if self.auc_max_regression < 0:
+            errors.append("auc_max_regression must be >= 0")
+        if self.layout not in ("auto", "canonical", "tianchi"):
+            errors.append("layout must be 'auto', 'canonical' or 'tianchi'")
+        if self.model not in ("dumn", "din"):
+            errors.append("model must be 'dumn' or 'din'")
+        if errors:
+            raise ValueError("invalid pipeline configuration: " + "; ".join(errors))
+
+    def trainer_custom_config(self) -> Dict[str, Any]:
+        """What run_fn receives: the model settings shared with Transform plus overrides."""
+        config = {"model": self.model, "max_seq_len": self.max_seq_len,
+                  "num_triplet_samples": self.num_samples, "seed": self.seed}
+        config.update(self.model_overrides)
+        return {"model_config": config, "batch_size": self.batch_size,
+                "num_oov_buckets": self.num_oov_buckets}
+
+    def transform_custom_config(self) -> Dict[str, Any]:
+        return {"max_seq_len": self.max_seq_len, "num_samples": self.num_samples,
+                "num_oov_buckets": self.num_oov_buckets}
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -1,0 +1,142 @@
+"""`dumn-pipeline`: runs the whole DUMN pipeline locally (LocalDagRunner, SQLite metadata).
+
+With no --data, the built-in simulated dataset is generated first (once) and used; the run
+then prints the eval AUC next to the simulator's oracle AUC, the blessing and the push path.
+
+    dumn-pipeline                                   # simulated data, defaults
+    dumn-pipeline --data /data/taobao --layout tianchi --train-steps 20000 \
+        --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import legacy_keras  # noqa: F401  (before TensorFlow)
+
+from pipeline.config import REPO_ROOT, PipelineConfig
+
+logger = logging.getLogger("dumn-pipeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = PipelineConfig()
+    p = argparse.ArgumentParser(
+        prog="dumn-pipeline", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", help="folder of logs (canonical or Tianchi layout); default: the "
+                                  "built-in simulated dataset, generated on first use")
+    p.add_argument("--layout", default=d.layout, choices=["auto", "canonical", "tianchi"])
+    p.add_argument("--output-root", default=os.path.join(REPO_ROOT, "output"),
+                   help="pipeline root, metadata and pushed models go under this folder")
+    p.add_argument("--pipeline-name", default=d.pipeline_name)
+    p.add_argument("--model", default=d.model, choices=["dumn", "din"])
+    p.add_argument("--max-seq-len", type=int, default=d.max_seq_len, help="T, events per history")
+    p.add_argument("--num-samples", type=int, default=d.num_samples,
+                   help="K, triplet samples per feedback type")
+    p.add_argument("--eval-days", type=int, default=d.eval_days,
+                   help="last days of impressions that form the eval split")
+    p.add_argument("--train-steps", type=int, default=d.train_steps)
+    p.add_argument("--eval-steps", type=int, default=d.eval_steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--auc-floor", type=float, default=d.auc_floor,
+                   help="the Evaluator never blesses a model with a lower eval AUC")
+    p.add_argument("--auc-max-regression", type=float, default=d.auc_max_regression,
+                   help="allowed AUC drop below the latest blessed model")
+    p.add_argument("--max-bad-row-fraction", type=float, default=d.max_bad_row_fraction)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--model-override", action="append", default=[], metavar="KEY=JSON",
+                   help="a ModelConfig setting, e.g. --model-override orthogonal_mapping=false "
+                        "(repeatable)")
+    p.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
+                   help="a Beam pipeline argument for the data components (repeatable); "
+                        "default: %s" % " ".join(d.beam_pipeline_args))
+    p.add_argument("--enable-cache", action="store_true",
+                   help="reuse outputs of unchanged components (only when the data folder "
+                        "has not changed since the last run)")
+    return p
+
+
+def parse_overrides(items):
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError("--model-override expects KEY=VALUE, got %r" % item)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def config_from_args(args) -> PipelineConfig:
+    root = os.path.abspath(args.output_root)
+    data = os.path.abspath(args.data) if args.data else os.path.join(root, "data", "simulated")
+    kwargs = dict(
+        pipeline_name=args.pipeline_name, pipeline_root=os.path.join(root, "pipeline"),
+        data_root=data, layout=args.layout,
+        serving_model_dir=os.path.join(root, "serving_model"), max_seq_len=args.max_seq_len,
+        num_samples=args.num_samples, eval_days=args.eval_days, train_steps=args.train_steps,
+        eval_steps=args.eval_steps, batch_size=args.batch_size, model=args.model,
+        auc_floor=args.auc_floor, auc_max_regression=args.auc_max_regression,
+        max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
+        model_overrides=parse_overrides(args.model_override))
+    if args.beam_arg is not None:
+        kwargs["beam_pipeline_args"] = args.beam_arg
+    return PipelineConfig(**kwargs)
+
+
+def ensure_simulated_data(data_root: str) -> None:
+    if os.path.exists(os.path.join(data_root, "simulation.json")):
+        return
+    from simulator.config import SimConfig
+    from simulator.dataset import write_dataset
+    logger.info("no --data given: simulating the built-in dataset into %s", data_root)
+    report = write_dataset(SimConfig(), data_root, progress=logger.info)
+    print(report.format(), flush=True)
+
+
+def run(config: PipelineConfig, enable_cache: bool = False):
+    """Runs the pipeline with LocalDagRunner; returns (RunResult, metadata path)."""
+    from tfx import v1 as tfx
+    from pipeline.pipeline import create_pipeline
+    from pipeline.results import read_run_result
+
+    metadata_path = os.path.join(os.path.dirname(config.pipeline_root), "metadata.sqlite")
+    os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
+    started_ms = int(time.time() * 1000)
+    dag = create_pipeline(
+        config, enable_cache=enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            metadata_path))
+    tfx.orchestration.LocalDagRunner().run(dag)
+    return read_run_result(metadata_path, started_ms), metadata_path
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        print("error: %s" % error, file=sys.stderr)
+        return 2
+    if args.data is None:
+        ensure_simulated_data(config.data_root)
+    elif not os.path.isdir(config.data_root):
+        print("error: --data %s is not a folder" % config.data_root, file=sys.stderr)
+        return 2
+    from pipeline.results import oracle_auc
+    started = time.time()
+    result, _ = run(config, enable_cache=args.enable_cache)
+    print("\n=== DUMN pipeline finished in %.0f s ===" % (time.time() - started))
+    print(result.format(oracle_auc(config.data_root)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

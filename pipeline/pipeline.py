@@ -1,0 +1,131 @@
+"""The DUMN pipeline DAG, shared by the local runner and the Kubeflow runner.
+
+    FeedbackExampleGen ─> StatisticsGen ─> ExampleValidator ─> AnomaliesGate ─┐
+            │                 ImportSchemaGen (curated schema) ───────────────┤
+            ├──────────────────────────────────────────────> Transform <──────┤
+            │                                                   │             │
+            │                                                Trainer <────────┘
+            │              Resolver (latest blessed model) ─┐   │
+            └───────────────────────────────────────────> Evaluator ─> Pusher
+
+Transform and Trainer read the schema from the AnomaliesGate, so neither starts when
+ExampleValidator found anomalies. The Evaluator blesses a model only when its AUC on the
+eval split clears `auc_floor` and is not below the latest blessed model's.
+"""
+import os
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.orchestration import pipeline as tfx_pipeline
+
+from components.anomalies_gate.component import AnomaliesGate
+from components.feedback_example_gen.component import FeedbackExampleGen
+from pipeline.config import PREPROCESSING_FN, RUN_FN, PipelineConfig
+
+LABEL_KEY = "label"
+# Transformed feature the Evaluator slices by: the click-history length bucket.
+HISTORY_BUCKET_KEY = "history_bucket"
+RESOLVER_ID = "latest_blessed_model_resolver"
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA configuration: metrics, slices and the blessing gate."""
+    auc_gate = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.auc_floor}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.auc_max_regression - 1e-10}))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            # Raw serialized examples go through the serving signature (SPEC §2 pitfall);
+            # the transform signature adds the transformed features used for slicing.
+            signature_name="serving_default",
+            label_key=LABEL_KEY,
+            preprocessing_function_names=["transform_features"])],
+        slicing_specs=[
+            tfma.SlicingSpec(),
+            tfma.SlicingSpec(feature_keys=["pid"]),
+            tfma.SlicingSpec(feature_keys=[HISTORY_BUCKET_KEY]),
+        ],
+        metrics_specs=[tfma.MetricsSpec(metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            tfma.MetricConfig(class_name="AUC", threshold=auc_gate),
+            tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
+            tfma.MetricConfig(class_name="Calibration"),
+            tfma.MetricConfig(class_name="MeanLabel"),
+            tfma.MetricConfig(class_name="MeanPrediction"),
+            tfma.MetricConfig(class_name="CalibrationPlot"),
+        ])])
+
+
+def create_components(config: PipelineConfig, schema_file: str) -> List:
+    """The components of the DAG, in dependency order."""
+    example_gen = FeedbackExampleGen(
+        input_base=config.data_root, layout=config.layout, max_seq_len=config.max_seq_len,
+        num_samples=config.num_samples, eval_days=config.eval_days, seed=config.seed,
+        max_bad_row_fraction=config.max_bad_row_fraction)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
+                         schema=schema_gen.outputs["schema"])
+    validated_schema = gate.outputs["validated_schema"]
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=validated_schema,
+        preprocessing_fn=PREPROCESSING_FN, custom_config=config.transform_custom_config())
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=validated_schema,
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=config.trainer_custom_config())
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=config.serving_model_dir)))
+    return [example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
+            trainer, model_resolver, evaluator, pusher]
+
+
+def render_schema(config: PipelineConfig) -> str:
+    """Writes the curated schema for the configured T and K under the pipeline root."""
+    from models import schema_util
+    path = os.path.join(config.pipeline_root, "curated_schema", "schema.pbtxt")
+    return schema_util.render_schema(config.max_seq_len, config.num_samples, path,
+                                     template=config.schema_path)
+
+
+def create_pipeline(config: PipelineConfig,
+                    metadata_connection_config: Optional[
+                        metadata_store_pb2.ConnectionConfig] = None,
+                    enable_cache: bool = False,
+                    schema_file: Optional[str] = None) -> tfx_pipeline.Pipeline:
+    """The TFX pipeline for `config`.
+
+    Caching is off by default: FeedbackExampleGen reads a folder whose content may change
+    between runs under the same path, which a cache keyed on its parameters cannot see.
+    """
+    return tfx_pipeline.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=create_components(config, schema_file or render_schema(config)),
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args))

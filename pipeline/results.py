@@ -1,0 +1,114 @@
+"""What a pipeline run produced, read back from ML Metadata: eval metrics, blessing, push."""
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+
+@dataclasses.dataclass
+class RunResult:
+    executed: List[str]             # component ids that ran (completed) in this run
+    metrics: Dict[str, float]       # overall-slice metrics of the Evaluator
+    slices: Dict[str, Dict[str, float]]  # slice name -> metrics
+    blessed: Optional[bool]
+    pushed: Optional[bool]
+    pushed_destination: Optional[str]
+    model_uri: Optional[str]
+
+    def format(self, oracle_auc: Optional[float] = None) -> str:
+        lines = ["components run: %s" % ", ".join(self.executed)]
+        auc = self.metrics.get("auc")
+        if auc is not None:
+            line = "eval AUC %.4f" % auc
+            if oracle_auc:
+                line += "   oracle AUC %.4f   (%.1f%% of the oracle)" % (
+                    oracle_auc, 100 * auc / oracle_auc)
+            lines.append(line)
+        for name in ("logloss", "calibration", "mean_label", "mean_prediction", "example_count"):
+            if name in self.metrics:
+                lines.append("  %-16s %.4f" % (name, self.metrics[name]))
+        for slice_name, values in sorted(self.slices.items()):
+            if "auc" in values:
+                lines.append("  slice %-24s AUC %.4f  n=%d" % (
+                    slice_name, values["auc"], values.get("example_count", 0)))
+        lines.append("blessed: %s" % ("yes" if self.blessed else "no"))
+        if self.pushed:
+            lines.append("pushed to: %s" % self.pushed_destination)
+        else:
+            lines.append("pushed: no (the model was not blessed)")
+        return "\n".join(lines)
+
+
+def _store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _latest(store, type_name: str, since_ms: int):
+    found = [a for a in store.get_artifacts_by_type(type_name)
+             if a.create_time_since_epoch >= since_ms
+             and a.state == metadata_store_pb2.Artifact.LIVE]
+    return max(found, key=lambda a: a.id) if found else None
+
+
+def _custom(artifact, key):
+    if artifact is None or key not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[key]
+    return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def _metric_values(metrics: Dict) -> Dict[str, float]:
+    values = {}
+    for name, value in metrics.get("", {}).get("", {}).items():
+        number = value.get("doubleValue") if isinstance(value, dict) else None
+        if number is not None:
+            values[name] = float(number)
+    return values
+
+
+def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
+    """Artifacts and executions recorded at or after `since_ms` (Unix milliseconds)."""
+    store = _store(metadata_path)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    executed = []
+    for execution in sorted(store.get_executions(), key=lambda e: e.id):
+        if (execution.create_time_since_epoch >= since_ms
+                and execution.last_known_state == metadata_store_pb2.Execution.COMPLETE):
+            executed.append(types.get(execution.type_id, "?").rsplit(".", 1)[-1])
+    evaluation = _latest(store, "ModelEvaluation", since_ms)
+    metrics, slices = {}, {}
+    if evaluation is not None and os.path.isdir(evaluation.uri):
+        result = tfma.load_eval_result(evaluation.uri)
+        for slice_key, slice_metrics in result.slicing_metrics:
+            values = _metric_values(slice_metrics)
+            if not slice_key:
+                metrics = values
+            else:
+                slices[",".join("%s=%s" % (k, v) for k, v in slice_key)] = values
+    blessing = _latest(store, "ModelBlessing", since_ms)
+    pushed = _latest(store, "PushedModel", since_ms)
+    model = _latest(store, "Model", since_ms)
+    blessed = _custom(blessing, "blessed")
+    pushed_flag = _custom(pushed, "pushed")
+    return RunResult(
+        executed=executed, metrics=metrics, slices=slices,
+        blessed=None if blessed is None else bool(blessed),
+        pushed=None if pushed_flag is None else bool(pushed_flag),
+        pushed_destination=_custom(pushed, "pushed_destination"),
+        model_uri=model.uri if model is not None else None)
+
+
+def oracle_auc(data_root: str) -> Optional[float]:
+    """The simulator's oracle AUC on the eval split, when the data was simulated."""
+    path = os.path.join(data_root, "simulation.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["report"]["oracle_auc"]
