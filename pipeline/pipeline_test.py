@@ -1,0 +1,80 @@
+"""The DAG's shape: what feeds what, the gate, the Evaluator's blessing rule, Beam args."""
+import pytest
+import tensorflow_model_analysis as tfma
+
+from pipeline.config import PREPROCESSING_FN, RUN_FN, PipelineConfig
+from pipeline.pipeline import RESOLVER_ID, create_components, create_pipeline, eval_config
+
+
+@pytest.fixture
+def components(tmp_path):
+    config = PipelineConfig(pipeline_root=str(tmp_path / "root"), data_root="/data/logs",
+                            serving_model_dir="/serving", auc_floor=0.62, train_steps=7,
+                            max_seq_len=50)
+    return config, {c.id: c for c in create_components(config, schema_file="/s/schema.pbtxt")}
+
+
+def producer(channel):
+    return channel.producer_component_id
+
+
+def test_every_component_is_there(components):
+    _, by_id = components
+    assert set(by_id) == {"FeedbackExampleGen", "StatisticsGen", "ImportSchemaGen",
+                          "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
+                          RESOLVER_ID, "Evaluator", "Pusher"}
+
+
+def test_transform_and_trainer_wait_for_the_anomalies_gate(components):
+    _, c = components
+    assert producer(c["AnomaliesGate"].inputs["anomalies"]) == "ExampleValidator"
+    assert producer(c["Transform"].inputs["schema"]) == "AnomaliesGate"
+    assert producer(c["Trainer"].inputs["schema"]) == "AnomaliesGate"
+    assert producer(c["Transform"].inputs["examples"]) == "FeedbackExampleGen"
+    assert producer(c["Trainer"].inputs["examples"]) == "Transform"
+
+
+def test_user_code_by_dotted_path_and_configuration_passed(components):
+    config, c = components
+    assert c["Transform"].exec_properties["preprocessing_fn"] == PREPROCESSING_FN
+    assert c["Trainer"].exec_properties["run_fn"] == RUN_FN
+    assert c["FeedbackExampleGen"].exec_properties["max_seq_len"] == 50
+    assert c["FeedbackExampleGen"].exec_properties["input_base"] == "/data/logs"
+    assert '"num_steps": 7' in c["Trainer"].exec_properties["train_args"]
+
+
+def test_evaluator_compares_with_the_latest_blessed_model(components):
+    _, c = components
+    assert producer(c["Evaluator"].inputs["baseline_model"]) == RESOLVER_ID
+    assert producer(c["Evaluator"].inputs["model"]) == "Trainer"
+    assert producer(c["Pusher"].inputs["model_blessing"]) == "Evaluator"
+    assert "/serving" in c["Pusher"].exec_properties["push_destination"]
+
+
+def test_blessing_rule_and_slices():
+    config = eval_config(PipelineConfig(auc_floor=0.62, auc_max_regression=0.01))
+    spec = config.model_specs[0]
+    assert spec.signature_name == "serving_default" and spec.label_key == "label"
+    auc = [m for m in config.metrics_specs[0].metrics if m.class_name == "AUC"][0]
+    assert auc.threshold.value_threshold.lower_bound.value == pytest.approx(0.62)
+    assert auc.threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert auc.threshold.change_threshold.absolute.value == pytest.approx(-0.01, abs=1e-9)
+    slices = [list(s.feature_keys) for s in config.slicing_specs]
+    assert slices == [[], ["pid"], ["history_bucket"]]
+    names = {m.class_name for m in config.metrics_specs[0].metrics}
+    assert {"AUC", "BinaryCrossentropy", "Calibration", "ExampleCount"} <= names
+
+
+def test_pipeline_carries_beam_args(tmp_path):
+    config = PipelineConfig(pipeline_root=str(tmp_path),
+                            beam_pipeline_args=["--direct_num_workers=2"])
+    dag = create_pipeline(config, schema_file="/s/schema.pbtxt")
+    assert dag.beam_pipeline_args == ["--direct_num_workers=2"]
+    assert not dag.enable_cache
+
+
+def test_configuration_errors_are_clear():
+    with pytest.raises(ValueError, match="auc_floor"):
+        PipelineConfig(auc_floor=1.5)
+    with pytest.raises(ValueError, match="model must be"):
+        PipelineConfig(model="xgboost")
