@@ -25,6 +25,7 @@ setup(
         "console_scripts": [
             "dumn-simulate=simulator.cli:main",
             "dumn-pipeline=pipeline.local_runner:main",
+            "dumn-kubeflow=kubeflow.runner:main",
         ],
     },
 )

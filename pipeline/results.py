@@ -91,7 +91,8 @@ def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
             if not slice_key:
                 metrics = values
             else:
-                slices[",".join("%s=%s" % (k, v) for k, v in slice_key)] = values
+                slices[",".join("%s=%s" % (k, v.decode() if isinstance(v, bytes) else v)
+                                for k, v in slice_key)] = values
     blessing = _latest(store, "ModelBlessing", since_ms)
     pushed = _latest(store, "PushedModel", since_ms)
     model = _latest(store, "Model", since_ms)

@@ -20,7 +20,9 @@ from components.feedback_example_gen import executor
 class FeedbackLogReport(types.Artifact):
     """Counts of what was read (summary.json) and the bad rows with reasons (bad_rows-*.jsonl)."""
 
-    TYPE_NAME = "FeedbackLogReport"
+    # KFP v2 names a custom artifact type <module>.<Class> and imports it by that name in
+    # each step container; `components` re-exports the class for that (components/__init__).
+    TYPE_NAME = "components.FeedbackLogReport"
 
 
 class FeedbackExampleGenSpec(types.ComponentSpec):
