@@ -1,0 +1,242 @@
+"""One configuration object for DUMN, its ablations and the DIN baseline.
+
+`ModelConfig` carries the paper's hyper-parameters (§4.1.3: T = 100, E = 16, FFN 512,
+m = 256, Z = 64, Adam with learning rate 0.005), the vocabulary sizes the Transform step
+produced, and every ablation of the paper's §4.3 (SPEC §4) as a setting, so that an ablation
+is a configuration and never a fork of the code. It travels through a TFX Trainer's
+`custom_config` as plain JSON (`to_dict` / `from_dict`).
+
+Ablation presets (paper name -> settings) are in `ABLATIONS`; `ModelConfig.for_ablation('IF',
+item_vocab_size=...)` builds one.
+"""
+import dataclasses
+import json
+from typing import Any, Dict, Mapping, Tuple
+
+MODELS = ("dumn", "din")
+ATTENTION_SCALES = ("sqrt_T", "sqrt_d")
+PAIR_MODES = ("pair", "concat", "cross", "ffn", "attention")
+TRIPLET_SAMPLINGS = ("hard", "random")
+FEEDBACK_MODES = ("all4", "implicit", "merged")
+DIN_ACTIVATIONS = ("dice", "prelu")
+OPTIMIZERS = ("lazy_adam", "adam")
+TRIPLET_GRADIENTS = ("write_path", "full")
+
+# The paper's ablations (§4.3, SPEC §4) as settings on top of the defaults.
+ABLATIONS: Dict[str, Dict[str, Any]] = {
+    "DUMN": {},
+    "-FP": {"orthogonal_mapping": False},
+    "-UMN": {"use_memory": False, "triplet_loss": False},
+    "+UMN1": {"shared_memory": True},
+    "CONCAT": {"pair_mode": "concat"},
+    "CROSS": {"pair_mode": "cross"},
+    "FFN": {"pair_mode": "ffn"},
+    "ATTE": {"pair_mode": "attention"},
+    "-TL": {"triplet_loss": False},
+    "RS": {"triplet_sampling": "random"},
+    # §4.3.5: "these new models do not use orthogonal mapping".
+    "IF": {"feedback_mode": "implicit", "orthogonal_mapping": False},
+    "AF": {"feedback_mode": "merged", "orthogonal_mapping": False},
+    "DIN": {"model": "din"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters, vocabulary sizes and ablation switches of DUMN / DIN.
+
+    Vocabulary sizes count every row of the embedding table: index 0 (padding / no value),
+    the vocabulary entries and the OOV buckets (see models/features.py). They have no
+    default that could silently be too small: they must be set (>= 2).
+    """
+
+    # --- which model -------------------------------------------------------------------
+    model: str = "dumn"  # 'dumn' | 'din'
+
+    # --- vocabularies (rows of each embedding table, index 0 included) ------------------
+    item_vocab_size: int = 0
+    cate_vocab_size: int = 0
+    brand_vocab_size: int = 0
+    user_vocab_size: int = 0
+    pid_vocab_size: int = 0
+    # user profile field name -> vocabulary size, e.g. {'age_level': 9, 'final_gender_code': 4}
+    user_fields: Dict[str, int] = dataclasses.field(default_factory=dict)
+
+    # --- paper hyper-parameters (§4.1.3) -----------------------------------------------
+    max_seq_len: int = 100  # T
+    embedding_dim: int = 16  # E (per field; a sequence element has 3E)
+    # H. The paper does not state H; it splits each 3E = 48-wide element into H chunks
+    # (eq. 1), so H must divide 3E. 2 heads of width 24.
+    num_heads: int = 2
+    attention_scale: str = "sqrt_T"  # eq. 1 divides by sqrt(T); 'sqrt_d' = sqrt(head width)
+    ffn_units: int = 512  # width of the memory controller FFN (eq. 8)
+    # Hidden layers of the prediction FFN (eq. 15). Not stated in the paper; one hidden
+    # layer of the paper's FFN width.
+    prediction_units: Tuple[int, ...] = (512,)
+    memory_slots: int = 256  # m
+    memory_dim: int = 64  # Z
+    # Memories start as N(0, stddev^2) so that cosine addressing (eq. 10) is defined.
+    memory_init_stddev: float = 0.1
+    num_triplet_samples: int = 5  # K samples per feedback type
+    triplet_margin: float = 0.2  # eq. 17 margin (not stated in the paper)
+    triplet_weight: float = 1.0  # lambda in L = L1 + lambda * L2 (paper: 1)
+    # Where the triplet loss (eq. 17-20) sends gradient. 'write_path': to the memory write
+    # path only (controller, write head, erase/add, W_s); the samples' embeddings enter as
+    # recorded values and the controller's input as a constant, so the shared item tables,
+    # the attention layers and e_user are learned by the CTR loss alone. 'full': everywhere.
+    # See docs/model.md for why 'write_path' is the default.
+    triplet_gradient: str = "write_path"
+    learning_rate: float = 0.005
+    # 'lazy_adam' = Adam whose moments and rows move only where an embedding row got a
+    # gradient (no O(vocab) work per step); 'adam' = tf.keras Adam (dense moment decay).
+    optimizer: str = "lazy_adam"
+    seed: int = 42
+
+    # --- ablations (§4.3, SPEC §4) --------------------------------------------------------
+    orthogonal_mapping: bool = True  # False = DUMN-FP
+    use_memory: bool = True  # False = DUMN-UMN
+    shared_memory: bool = False  # True = DUMN+UMN1
+    pair_mode: str = "pair"  # eq. 13 | CONCAT | CROSS | FFN | ATTE
+    triplet_loss: bool = True  # False = DUMN-TL
+    triplet_sampling: str = "hard"  # 'random' = DUMN_RS
+    feedback_mode: str = "all4"  # 'implicit' = DUMN_IF, 'merged' = DUMN_AF
+
+    # --- DIN baseline (Zhou et al., KDD'18) ----------------------------------------------
+    din_attention_units: Tuple[int, ...] = (80, 40)
+    din_hidden_units: Tuple[int, ...] = (200, 80)
+    din_activation: str = "dice"  # 'dice' | 'prelu'
+
+    def __post_init__(self):
+        # Accept lists (JSON) for tuple fields and keep the object hashable-ish / immutable.
+        for name in ("prediction_units", "din_attention_units", "din_hidden_units"):
+            object.__setattr__(self, name, tuple(int(u) for u in getattr(self, name)))
+        object.__setattr__(self, "user_fields", dict(self.user_fields))
+        self.validate()
+
+    # ------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raises ValueError naming the offending setting and its allowed values."""
+        errors = []
+
+        def choice(name, allowed):
+            if getattr(self, name) not in allowed:
+                errors.append("%s=%r, expected one of %s" % (name, getattr(self, name), allowed))
+
+        def positive(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                errors.append("%s=%r, expected an integer >= 1" % (name, value))
+
+        choice("model", MODELS)
+        choice("attention_scale", ATTENTION_SCALES)
+        choice("pair_mode", PAIR_MODES)
+        choice("triplet_sampling", TRIPLET_SAMPLINGS)
+        choice("feedback_mode", FEEDBACK_MODES)
+        choice("din_activation", DIN_ACTIVATIONS)
+        choice("optimizer", OPTIMIZERS)
+        choice("triplet_gradient", TRIPLET_GRADIENTS)
+        for name in ("max_seq_len", "embedding_dim", "num_heads", "ffn_units", "memory_slots",
+                     "memory_dim", "num_triplet_samples"):
+            positive(name)
+        for name in ("item_vocab_size", "cate_vocab_size", "brand_vocab_size",
+                     "user_vocab_size", "pid_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+                errors.append("%s=%r must be set to the number of embedding rows (>= 2: "
+                              "index 0 plus at least one value)" % (name, value))
+        for field, size in self.user_fields.items():
+            if not isinstance(field, str) or not field:
+                errors.append("user_fields has an invalid field name %r" % (field,))
+            if not isinstance(size, int) or isinstance(size, bool) or size < 2:
+                errors.append("user_fields[%r]=%r, expected a vocabulary size >= 2" % (field, size))
+        for name in ("prediction_units", "din_attention_units", "din_hidden_units"):
+            if any(u < 1 for u in getattr(self, name)):
+                errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
+        for name in ("triplet_margin", "triplet_weight", "memory_init_stddev"):
+            if getattr(self, name) < 0:
+                errors.append("%s=%r, expected >= 0" % (name, getattr(self, name)))
+        if not self.learning_rate > 0:
+            errors.append("learning_rate=%r, expected > 0" % (self.learning_rate,))
+        if self.memory_init_stddev == 0:
+            errors.append("memory_init_stddev=0 makes cosine addressing (eq. 10) undefined")
+        if isinstance(self.num_heads, int) and self.num_heads >= 1 and \
+                (3 * self.embedding_dim) % self.num_heads:
+            errors.append("num_heads=%d must divide the sequence element width 3*embedding_dim=%d "
+                          "(eq. 1 splits each element into H chunks)"
+                          % (self.num_heads, 3 * self.embedding_dim))
+        # Consistency of ablations: refuse combinations that would silently mean nothing.
+        if self.feedback_mode != "all4" and self.orthogonal_mapping:
+            errors.append("orthogonal_mapping=True needs feedback_mode='all4' (it purifies "
+                          "click/unclick with dislike/like); the paper's IF/AF run without it: "
+                          "set orthogonal_mapping=False or use ModelConfig.for_ablation(%r)"
+                          % ("IF" if self.feedback_mode == "implicit" else "AF"))
+        if not self.use_memory and self.triplet_loss:
+            errors.append("triplet_loss=True needs use_memory=True (eq. 17-20 regularise the "
+                          "memory write); for DUMN-UMN set triplet_loss=False as well")
+        if not self.use_memory and self.pair_mode != "pair":
+            errors.append("pair_mode=%r fuses the memory read with the short-term vector and "
+                          "needs use_memory=True" % (self.pair_mode,))
+        if not self.use_memory and self.shared_memory:
+            errors.append("shared_memory=True needs use_memory=True")
+        if errors:
+            raise ValueError("Invalid ModelConfig:\n  - " + "\n  - ".join(errors))
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def sequence_element_dim(self) -> int:
+        """Width D of a sequence element / target item: item, cate, brand embeddings (3E)."""
+        return 3 * self.embedding_dim
+
+    @property
+    def feedback_types(self) -> Tuple[str, ...]:
+        """Feedback histories the model reads (IF reads only the implicit ones)."""
+        if self.feedback_mode == "implicit":
+            return ("click", "unclick")
+        return ("click", "unclick", "like", "dislike")
+
+    @property
+    def channels(self) -> Tuple[str, ...]:
+        """Names of the short-term representations f_x (one per sequence the model builds).
+
+        all4: click, unclick, like, dislike; IF: click, unclick; AF: one merged sequence 'all'.
+        """
+        if self.feedback_mode == "merged":
+            return ("all",)
+        return self.feedback_types
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-compatible dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+        """Builds a config from a dict (e.g. TFX custom_config); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError("Unknown ModelConfig keys %s; valid keys: %s"
+                             % (unknown, sorted(known)))
+        return cls(**dict(values))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def for_ablation(cls, name: str, **values) -> "ModelConfig":
+        """The paper's variant `name` (a key of ABLATIONS), with `values` on top."""
+        if name not in ABLATIONS:
+            raise ValueError("Unknown ablation %r; known: %s" % (name, sorted(ABLATIONS)))
+        merged = dict(ABLATIONS[name])
+        merged.update(values)
+        return cls(**merged)
+
+    def replace(self, **values) -> "ModelConfig":
+        return dataclasses.replace(self, **values)

@@ -1,0 +1,82 @@
+"""Export a trained DUMN / DIN model as a TF SavedModel with explicit signatures.
+
+Uses `tf.saved_model.save` on a small tf.Module, never `model.save` (SPEC §2: Keras 3 cannot
+save/load TF SavedModels that way, and Keras-2 model saving would also trace every layer).
+The module holds the model's variables (weights, and DUMN's memories, which are exported
+with the values they have at export time) and the serving functions. No exported function
+writes a memory: they are frozen.
+
+Default signature 'serving_default': keyword inputs = the transformed features of
+models/features.py without the triplet samples and the label (`features.input_specs(...,
+samples=False)`), output {'probability': float32 [B]}. The same function is kept as the
+module attribute `serve_transformed` (a tf.function taking the feature dict), so a pipeline
+can wrap its Transform layer around it:
+
+    module = serving_module(model)
+    module.tft_layer = tft_output.transform_features_layer()
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+    def serve_tf_examples(examples):
+        transformed = module.tft_layer(tf.io.parse_example(examples, raw_feature_spec))
+        return module.serve_transformed(transformed)
+    export_saved_model(model, path, module=module,
+                       signatures={'serving_default': serve_tf_examples})
+"""
+from typing import Any, Dict, Mapping, Optional
+
+import legacy_keras  # noqa: F401
+import tensorflow as tf
+
+from models import features as F
+
+OUTPUT_KEY = "probability"
+
+
+def _model_variables(model: tf.keras.Model):
+    """The variables the forward pass reads (metric accumulators and optimizer slots left out)."""
+    metric_ids = {id(v) for m in model.metrics for v in m.variables}
+    return [v for v in model.variables if id(v) not in metric_ids]
+
+
+def serving_module(model: tf.keras.Model) -> tf.Module:
+    """A tf.Module tracking `model`'s variables with `serve_transformed(features)`.
+
+    The model must be built (called once or trained).
+    """
+    if not model.built:
+        raise ValueError("build the model (call it on a batch or train it) before exporting")
+    config = model.config
+    specs = F.input_specs(config.user_fields, samples=False)
+
+    @tf.function(input_signature=[specs])
+    def serve_transformed(features):
+        return {OUTPUT_KEY: model(features, training=False)}
+
+    module = tf.Module()
+    module.model_variables = _model_variables(model)
+    module.serve_transformed = serve_transformed
+    module.config_json = tf.Variable(config.to_json(), trainable=False, name="model_config")
+    return module
+
+
+def export_saved_model(model: tf.keras.Model, path: str,
+                       signatures: Optional[Mapping[str, Any]] = None,
+                       module: Optional[tf.Module] = None,
+                       extra_objects: Optional[Dict[str, Any]] = None) -> str:
+    """Saves `model` for serving at `path` with tf.saved_model.save and returns `path`.
+
+    signatures: {name: tf.function with an input_signature, or a concrete function}; by
+      default {'serving_default': the transformed-feature signature}.
+    module: a module from `serving_module(model)` to reuse (e.g. with a Transform layer
+      attached); built here when None.
+    extra_objects: more trackables to attach to the module (e.g. {'tft_layer': layer}), so
+      their assets and variables travel with the SavedModel.
+    """
+    if module is None:
+        module = serving_module(model)
+    for name, obj in (extra_objects or {}).items():
+        setattr(module, name, obj)
+    if signatures is None:
+        # A dict input_signature becomes flat keyword inputs named by the TensorSpec names.
+        signatures = {"serving_default": module.serve_transformed}
+    tf.saved_model.save(module, path, signatures=dict(signatures))
+    return path

@@ -1,0 +1,84 @@
+"""Export with tf.saved_model.save: frozen memories, identical predictions after reload."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features as F
+from models.config import ModelConfig
+from models.export import export_saved_model, serving_module
+from models.model_factory import build_compiled_model
+from models.testing_utils import as_tensors, random_features, tiny_config
+
+
+def serving_inputs(config, features):
+    names = F.input_names(config.user_fields, samples=False)
+    return {name: tf.constant(features[name]) for name in names}
+
+
+@pytest.mark.parametrize("model_name", ["dumn", "din"])
+def test_export_reload_gives_identical_predictions(tmp_path, model_name):
+    config = tiny_config(model=model_name)
+    model = build_compiled_model(config)
+    x = random_features(config, 16, seed=1)
+    y = x.pop(F.LABEL)
+    model.build_for_training(as_tensors(x))
+    model.train_step((as_tensors(x), tf.constant(y)))  # memories / Dice stats move once
+    expected = model.predict(x, verbose=0)
+    memories = {k: v.numpy() for k, v in model.memory_variables().items()}
+
+    path = export_saved_model(model, str(tmp_path / "model"))
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["serving_default"]
+    assert set(signature.structured_input_signature[1]) == set(
+        F.input_names(config.user_fields, samples=False))  # no samples, no label
+    inputs = serving_inputs(config, x)
+    for _ in range(2):  # serving twice: the memories are frozen
+        got = signature(**inputs)["probability"].numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(loaded.serve_transformed(inputs)["probability"].numpy(), expected,
+                               rtol=0, atol=1e-6)
+    saved = {v.name: v.numpy() for v in loaded.model_variables}
+    for name, value in memories.items():
+        matches = [k for k in saved if k.endswith("memory_%s/memory:0" % name)]
+        assert len(matches) == 1
+        np.testing.assert_array_equal(saved[matches[0]], value)
+    assert ModelConfig.from_json(loaded.config_json.numpy().decode()) == config
+    # Exported variables: the model's, without optimizer slots or metric accumulators.
+    assert len(loaded.model_variables) == len(model.trainable_weights) + \
+        len([w for w in model.non_trainable_weights if "total" not in w.name and "count" not in w.name])
+
+
+def test_custom_signature_wrapping_the_transformed_feature_function(tmp_path):
+    """The pipeline's pattern: a signature that prepares features, then serve_transformed."""
+    config = tiny_config()
+    model = build_compiled_model(config)
+    x = random_features(config, 4, seed=2)
+    model(as_tensors(x))
+    module = serving_module(model)
+    module.offset = tf.Variable(1, dtype=tf.int64)  # stands in for a Transform layer's state
+    specs = F.input_specs(config.user_fields, samples=False)
+    raw_specs = dict(specs)
+
+    @tf.function(input_signature=[raw_specs])
+    def serve_raw(raw):
+        transformed = dict(raw)
+        transformed[F.PID] = raw[F.PID] - module.offset  # the "transform"
+        return module.serve_transformed(transformed)
+
+    path = export_saved_model(model, str(tmp_path / "m"), module=module,
+                              signatures={"serving_default": serve_raw,
+                                          "transformed": module.serve_transformed},
+                              extra_objects={"note": tf.Variable("raw ids")})
+    loaded = tf.saved_model.load(path)
+    raw = serving_inputs(config, x)
+    shifted = dict(raw, **{F.PID: raw[F.PID] + 1})
+    np.testing.assert_allclose(loaded.signatures["serving_default"](**shifted)["probability"].numpy(),
+                               model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(loaded.signatures["transformed"](**raw)["probability"].numpy(),
+                               model.predict(x, verbose=0), atol=1e-6)
+    assert loaded.note.numpy() == b"raw ids"
+
+
+def test_unbuilt_model_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="build the model"):
+        export_saved_model(build_compiled_model(tiny_config()), str(tmp_path / "x"))
