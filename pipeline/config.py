@@ -28,6 +28,11 @@ class PipelineConfig:
     layout: str = "auto"                 # 'auto' | 'canonical' | 'tianchi'
     serving_model_dir: str = os.path.join(REPO_ROOT, "output", "serving_model")
     schema_path: str = DEFAULT_SCHEMA    # the curated schema template (rendered for T and K)
+    # For canonical logs whose profile columns or pid values differ from the public data's:
+    # the profile fields (bare names) and pid values the schema should expect; None keeps the
+    # template's, an empty pid list accepts any pid.
+    schema_profile_fields: Optional[List[str]] = None
+    schema_pid_values: Optional[List[str]] = None
 
     # ExampleGen
     max_seq_len: int = 100               # T

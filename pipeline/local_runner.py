@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allowed AUC drop below the latest blessed model")
     p.add_argument("--max-bad-row-fraction", type=float, default=d.max_bad_row_fraction)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--profile-fields", help="comma-separated profile columns of users.csv the "
+                                            "schema should expect (default: the public data's)")
+    p.add_argument("--pid-values", help="comma-separated pid values the schema should accept; "
+                                        "'' (empty) accepts any pid")
     p.add_argument("--model-override", action="append", default=[], metavar="KEY=JSON",
                    help="a ModelConfig setting, e.g. --model-override orthogonal_mapping=false "
                         "(repeatable)")
@@ -83,7 +87,11 @@ def config_from_args(args) -> PipelineConfig:
         eval_steps=args.eval_steps, batch_size=args.batch_size, model=args.model,
         auc_floor=args.auc_floor, auc_max_regression=args.auc_max_regression,
         max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
-        model_overrides=parse_overrides(args.model_override))
+        model_overrides=parse_overrides(args.model_override),
+        schema_profile_fields=(args.profile_fields.split(",")
+                               if args.profile_fields is not None else None),
+        schema_pid_values=([v for v in args.pid_values.split(",") if v]
+                           if args.pid_values is not None else None))
     if args.beam_arg is not None:
         kwargs["beam_pipeline_args"] = args.beam_arg
     return PipelineConfig(**kwargs)

@@ -109,7 +109,9 @@ def render_schema(config: PipelineConfig) -> str:
     from models import schema_util
     path = os.path.join(config.pipeline_root, "curated_schema", "schema.pbtxt")
     return schema_util.render_schema(config.max_seq_len, config.num_samples, path,
-                                     template=config.schema_path)
+                                     template=config.schema_path,
+                                     profile_fields=config.schema_profile_fields,
+                                     pid_values=config.schema_pid_values)
 
 
 def create_pipeline(config: PipelineConfig,

@@ -1,0 +1,141 @@
+"""TFX Trainer entry point: `run_fn` trains DUMN (or DIN) on Transform's output and exports it.
+
+The exported SavedModel has two signatures:
+
+* `serving_default(examples)`: serialized raw tf.Examples, as FeedbackExampleGen writes them
+  without the label -> {'probability': float32 [B]}. The Transform layer inside maps raw ids
+  to embedding rows (unknown ids to OOV buckets) and cuts histories longer than T to the most
+  recent T, exactly as in training. A request whose examples lack a user or item id fails
+  with a clear InvalidArgumentError; the serving process keeps running.
+* `transform_features(examples)`: serialized raw tf.Examples -> the transformed features
+  whose names the raw example does not have (e.g. `history_bucket`), for TFMA's slicing.
+
+The model's memories are frozen at their trained values; serving never writes them.
+"""
+import logging
+import os
+from typing import Any, Dict, Iterable
+
+import legacy_keras  # noqa: F401
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from models import export as model_export
+from models import features as F
+from models import preprocessing
+from models.config import ModelConfig
+from models.model_factory import build_compiled_model
+
+REQUIRED_SERVING_IDS = (F.USER_ID, F.ITEM_ID)
+
+
+def model_config_from(custom_config: Dict[str, Any],
+                      tft_output: tft.TFTransformOutput) -> ModelConfig:
+    """The pipeline's model settings completed with the vocabulary sizes Transform found."""
+    settings = dict(custom_config.get("model_config", {}))
+    settings.update(preprocessing.vocabulary_sizes(tft_output, custom_config))
+    return ModelConfig.from_dict(settings)
+
+
+def _dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput, batch_size: int,
+             shuffle: bool, seed: int) -> tf.data.Dataset:
+    """(features, label) batches of transformed examples, repeated forever."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL,
+                                       shuffle=shuffle, shuffle_seed=seed,
+                                       shuffle_buffer_size=10000, num_epochs=None),
+        tft_output.transformed_metadata.schema).prefetch(tf.data.AUTOTUNE)
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over the visible GPUs; the default strategy on CPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        logging.info("training on %d GPU(s) with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    logging.info("no GPU visible: training on the CPU")
+    return tf.distribute.get_strategy()
+
+
+def _check_ids_present(parsed: Dict[str, Any]) -> list:
+    """Assertions that every serialized example carried exactly one user id and item id."""
+    checks = []
+    for name in REQUIRED_SERVING_IDS:
+        value = parsed[name]
+        counts = (tf.math.bincount(tf.cast(value.indices[:, 0], tf.int32),
+                                   minlength=tf.cast(value.dense_shape[0], tf.int32))
+                  if isinstance(value, tf.SparseTensor) else tf.ones_like(value[:, 0], tf.int32))
+        checks.append(tf.debugging.assert_equal(
+            counts, tf.ones_like(counts),
+            message="every example needs exactly one %s; got an empty or malformed "
+                    "tf.Example" % name))
+    return checks
+
+
+def export_serving_model(model, tft_output: tft.TFTransformOutput, path: str) -> str:
+    """SavedModel with the Transform layer attached (its vocabularies travel as assets)."""
+    module = model_export.serving_module(model)
+    module.tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    serving_spec = {k: v for k, v in raw_spec.items() if k != F.LABEL}
+    model_inputs = list(F.input_specs(model.config.user_fields, samples=False))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(examples):
+        parsed = tf.io.parse_example(examples, serving_spec)
+        with tf.control_dependencies(_check_ids_present(parsed)):
+            transformed = module.tft_layer(parsed)
+        return module.serve_transformed({name: transformed[name] for name in model_inputs})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(examples):
+        transformed = module.tft_layer(tf.io.parse_example(examples, raw_spec))
+        # Only the features the raw example lacks (history_bucket, lengths, ...): TFMA merges
+        # these with the raw features, and a transformed `pid` (an index) would otherwise
+        # shadow the raw `pid` (a readable value) in slices.
+        return {name: value for name, value in transformed.items() if name not in raw_spec}
+
+    return model_export.export_saved_model(
+        model, path, module=module,
+        signatures={"serving_default": serve_tf_examples,
+                    "transform_features": transform_features})
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains for fn_args.train_steps, evaluates for fn_args.eval_steps, exports."""
+    custom = fn_args.custom_config or {}
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    config = model_config_from(custom, tft_output)
+    batch_size = int(custom.get("batch_size", 256))
+    tf.keras.utils.set_random_seed(config.seed)
+    logging.info("run_fn: %s model, vocabularies item %d cate %d brand %d user %d",
+                 config.model, config.item_vocab_size, config.cate_vocab_size,
+                 config.brand_vocab_size, config.user_vocab_size)
+
+    strategy = distribution_strategy()
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    train = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch,
+                     shuffle=True, seed=config.seed)
+    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch,
+                          shuffle=False, seed=config.seed)
+    with strategy.scope():
+        model = build_compiled_model(config)
+        features, _ = next(iter(train))
+        model.build_for_training(features)
+    tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
+                                                 update_freq=50)
+    model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1,
+              validation_data=evaluation, validation_steps=fn_args.eval_steps,
+              callbacks=[tensorboard], verbose=2)
+    export_serving_model(model, tft_output, fn_args.serving_model_dir)
+    logging.info("run_fn: exported to %s", fn_args.serving_model_dir)
+
+
+def score_serialized(saved_model_dir: str, serialized: Iterable[bytes]):
+    """Probabilities of a pushed model for raw serialized tf.Examples (for checks and tools)."""
+    loaded = tf.saved_model.load(saved_model_dir)
+    scores = loaded.signatures["serving_default"](examples=tf.constant(list(serialized)))
+    return scores[model_export.OUTPUT_KEY].numpy()

@@ -1,0 +1,107 @@
+"""End to end: the whole local pipeline on a small simulated log, twice.
+
+Run 1 trains DUMN, is blessed (no baseline yet, AUC above the floor) and pushed; the pushed
+SavedModel scores raw serialized examples. Run 2 trains a deliberately worse model (one step
+at a negligible learning rate) on the same data: it falls below the blessed baseline, so it
+is neither blessed nor pushed.
+"""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import PipelineConfig
+from pipeline.local_runner import run
+from simulator.config import SimConfig
+from simulator.dataset import write_dataset
+from simulator.report import roc_auc
+
+pytestmark = pytest.mark.e2e
+
+ALL_COMPONENTS = {"FeedbackExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+                  "AnomaliesGate", "Transform", "Trainer", "Evaluator", "Pusher"}
+# Small enough for 2 cores; the memory network and FFNs shrunk, the structure intact.
+SMALL_MODEL = {"memory_slots": 32, "memory_dim": 16, "ffn_units": 64,
+               "prediction_units": [64], "embedding_dim": 8}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data = str(root / "data")
+    write_dataset(SimConfig(seed=3, num_users=400, num_items=500, num_categories=25,
+                            num_brands=60, days=8), data, progress=lambda m: None)
+    return root, data
+
+
+def config_for(root, data, **overrides):
+    settings = dict(
+        pipeline_root=str(root / "pipeline"), data_root=data,
+        serving_model_dir=str(root / "serving"), max_seq_len=20, num_samples=3,
+        train_steps=300, eval_steps=20, batch_size=128, auc_floor=0.55,
+        model_overrides=dict(SMALL_MODEL),
+        beam_pipeline_args=["--direct_running_mode=in_memory"])
+    settings.update(overrides)
+    return PipelineConfig(**settings)
+
+
+def eval_examples(pipeline_root):
+    paths = glob.glob(os.path.join(pipeline_root, "FeedbackExampleGen", "examples", "*",
+                                   "Split-eval", "*.gz"))
+    assert paths, "no eval examples under %s" % pipeline_root
+    serialized, labels = [], []
+    for record in tf.data.TFRecordDataset(paths, compression_type="GZIP").take(2000):
+        example = tf.train.Example.FromString(record.numpy())
+        labels.append(example.features.feature["label"].int64_list.value[0])
+        del example.features.feature["label"]  # serving requests carry no label
+        serialized.append(example.SerializeToString())
+    return serialized, np.array(labels)
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace):
+    root, data = workspace
+    result, _ = run(config_for(root, data))
+    return result
+
+
+def test_first_run_every_component_ran_and_the_model_was_pushed(first_run, workspace):
+    root, _ = workspace
+    assert ALL_COMPONENTS <= set(first_run.executed), first_run.executed
+    assert first_run.metrics["auc"] > 0.55
+    assert first_run.blessed is True
+    assert first_run.pushed is True
+    assert first_run.pushed_destination.startswith(str(root / "serving"))
+    assert os.path.exists(os.path.join(first_run.pushed_destination, "saved_model.pb"))
+    assert "pid=430548_1007" in first_run.slices
+
+
+def test_pushed_model_scores_raw_serialized_examples(first_run, workspace):
+    root, _ = workspace
+    serialized, labels = eval_examples(str(root / "pipeline"))
+    loaded = tf.saved_model.load(first_run.pushed_destination)
+    scores = loaded.signatures["serving_default"](examples=tf.constant(serialized))
+    probability = scores["probability"].numpy()
+    assert probability.shape == (len(serialized),)
+    assert np.all((probability > 0) & (probability < 1))
+    assert roc_auc(probability, labels) > 0.55
+    # An empty example is refused with a clear error; the model stays usable.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="exactly one user_id"):
+        loaded.signatures["serving_default"](examples=tf.constant([b""]))
+    again = loaded.signatures["serving_default"](examples=tf.constant(serialized[:3]))
+    np.testing.assert_allclose(again["probability"].numpy(), probability[:3], rtol=1e-5)
+
+
+def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):
+    root, data = workspace
+    worse = dict(SMALL_MODEL, learning_rate=1e-9)
+    result, _ = run(config_for(root, data, train_steps=1, eval_steps=2, auc_floor=0.0,
+                               model_overrides=worse))
+    assert {"Trainer", "Evaluator", "Pusher"} <= set(result.executed)
+    assert result.metrics["auc"] < first_run.metrics["auc"]
+    assert result.blessed is False
+    assert result.pushed is False
+    pushed_versions = os.listdir(str(root / "serving"))
+    assert len(pushed_versions) == 1
