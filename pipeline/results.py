@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 @dataclasses.dataclass
 class RunResult:
     executed: List[str]             # component ids that ran (completed) in this run
+    seconds: Dict[str, float]       # wall time of each, from its execution's MLMD record
     metrics: Dict[str, float]       # overall-slice metrics of the Evaluator
     slices: Dict[str, Dict[str, float]]  # slice name -> metrics
     blessed: Optional[bool]
@@ -20,7 +21,8 @@ class RunResult:
     model_uri: Optional[str]
 
     def format(self, oracle_auc: Optional[float] = None) -> str:
-        lines = ["components run: %s" % ", ".join(self.executed)]
+        lines = ["components run: %s" % ", ".join(
+            "%s (%.0f s)" % (name, self.seconds.get(name, 0)) for name in self.executed)]
         auc = self.metrics.get("auc")
         if auc is not None:
             line = "eval AUC %.4f" % auc
@@ -77,11 +79,14 @@ def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
     """Artifacts and executions recorded at or after `since_ms` (Unix milliseconds)."""
     store = _store(metadata_path)
     types = {t.id: t.name for t in store.get_execution_types()}
-    executed = []
+    executed, seconds = [], {}
     for execution in sorted(store.get_executions(), key=lambda e: e.id):
         if (execution.create_time_since_epoch >= since_ms
                 and execution.last_known_state == metadata_store_pb2.Execution.COMPLETE):
-            executed.append(types.get(execution.type_id, "?").rsplit(".", 1)[-1])
+            name = types.get(execution.type_id, "?").rsplit(".", 1)[-1]
+            executed.append(name)
+            seconds[name] = (execution.last_update_time_since_epoch
+                             - execution.create_time_since_epoch) / 1000.0
     evaluation = _latest(store, "ModelEvaluation", since_ms)
     metrics, slices = {}, {}
     if evaluation is not None and os.path.isdir(evaluation.uri):
@@ -99,7 +104,7 @@ def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
     blessed = _custom(blessing, "blessed")
     pushed_flag = _custom(pushed, "pushed")
     return RunResult(
-        executed=executed, metrics=metrics, slices=slices,
+        executed=executed, seconds=seconds, metrics=metrics, slices=slices,
         blessed=None if blessed is None else bool(blessed),
         pushed=None if pushed_flag is None else bool(pushed_flag),
         pushed_destination=_custom(pushed, "pushed_destination"),
