@@ -166,12 +166,14 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
     def self_attention(self, sequence: tf.Tensor, mask: tf.Tensor):
         """eq. 1-2. Returns O [B, T, D] and the attention weights [B, H, T(query), T(key)]."""
         b, t = tf.shape(sequence)[0], tf.shape(sequence)[1]
-        # [B, T, D] -> the H chunks of eq. 1 as [B, H, T, D/H]; one batched matmul computes
-        # Q, K and V of every head (W^Q, W^K, W^V side by side), ~30% faster on CPU than
-        # separate einsums.
-        x = tf.transpose(tf.reshape(sequence, [b, t, self.num_heads, self.head_dim]),
-                         [0, 2, 1, 3])
+        # [B, T, D] -> the H chunks of eq. 1 as [H, B*T, D/H]; one batched matmul per head
+        # computes Q, K and V (W^Q, W^K, W^V side by side), ~30% faster on CPU than separate
+        # einsums. The batch dimension is H on both sides, never broadcast: TF 2.16's oneDNN
+        # batched matmul crashes the process on [B, 1, T, d] x [1, d, e] (H = 1).
+        h, hd = self.num_heads, self.head_dim
+        x = tf.transpose(tf.reshape(sequence, [b * t, h, hd]), [1, 0, 2])
         qkv = tf.matmul(x, tf.concat([self.w_query, self.w_key, self.w_value], axis=-1))
+        qkv = tf.transpose(tf.reshape(qkv, [h, b, t, 3 * hd]), [1, 0, 2, 3])  # [B, H, T, 3hd]
         q, k, v = tf.split(qkv, 3, axis=-1)
         scores = tf.matmul(q, k, transpose_b=True) / self._divisor()  # [B, H, T, T]
         key_mask = mask[:, None, None, :]

@@ -66,10 +66,12 @@ def numpy_interaction_attention(layer, seq, mask, e_user, e_item):
     return out
 
 
-@pytest.mark.parametrize("scale", ["sqrt_T", "sqrt_d"])
-def test_interaction_attention_matches_numpy(scale):
+@pytest.mark.parametrize("scale,num_heads", [("sqrt_T", 2), ("sqrt_d", 2), ("sqrt_T", 1),
+                                             ("sqrt_T", 3)])
+def test_interaction_attention_matches_numpy(scale, num_heads):
+    # num_heads=1 once crashed the process in oneDNN's broadcast batched matmul.
     seq, mask, e_user, e_item = attention_inputs()
-    layer = MultiHeadInteractionAttention(num_heads=2, scale=scale, scale_length=7)
+    layer = MultiHeadInteractionAttention(num_heads=num_heads, scale=scale, scale_length=7)
     f = layer(seq, mask, e_user, e_item).numpy()
     np.testing.assert_allclose(f, numpy_interaction_attention(layer, seq, mask, e_user, e_item),
                                rtol=1e-4, atol=1e-5)
