@@ -161,6 +161,17 @@ class _LineReader:
     def _bad(self, raw: str, reason: str, detail: str) -> BadRow:
         return BadRow(self.source, raw, reason, detail)
 
+    def _user_and_time(self, fields: List[str], raw: str, user_column: str,
+                       time_column: str) -> Union[Tuple[str, int], BadRow]:
+        """(user id, timestamp) of an event line, or the BadRow every event reader gives."""
+        user = fields[self.index[user_column]]
+        if not user:
+            return self._bad(raw, EMPTY_USER, "")
+        timestamp = parse_timestamp(fields[self.index[time_column]])
+        if timestamp is None:
+            return self._bad(raw, BAD_TIMESTAMP, repr(fields[self.index[time_column]]))
+        return user, timestamp
+
 
 class CanonicalEventReader(_LineReader):
     """`events*.csv`: user_id, item_id, cate_id, brand_id, timestamp, feedback[, pid].
@@ -175,13 +186,11 @@ class CanonicalEventReader(_LineReader):
         fields, raw = self._fields(line)
         if isinstance(fields, BadRow):
             return fields
+        checked = self._user_and_time(fields, raw, "user_id", "timestamp")
+        if isinstance(checked, BadRow):
+            return checked
+        user, timestamp = checked
         get = self.index
-        user = fields[get["user_id"]]
-        if not user:
-            return self._bad(raw, EMPTY_USER, "")
-        timestamp = parse_timestamp(fields[get["timestamp"]])
-        if timestamp is None:
-            return self._bad(raw, BAD_TIMESTAMP, repr(fields[get["timestamp"]]))
         feedback = fields[get["feedback"]].lower()
         if feedback not in FEEDBACK_VALUES:
             return self._bad(raw, UNKNOWN_FEEDBACK, repr(fields[get["feedback"]]))
@@ -250,13 +259,11 @@ class TianchiImpressionReader(_LineReader):
         fields, raw = self._fields(line)
         if isinstance(fields, BadRow):
             return fields
+        checked = self._user_and_time(fields, raw, "user", "time_stamp")
+        if isinstance(checked, BadRow):
+            return checked
+        user, timestamp = checked
         get = self.index
-        user = fields[get["user"]]
-        if not user:
-            return self._bad(raw, EMPTY_USER, "")
-        timestamp = parse_timestamp(fields[get["time_stamp"]])
-        if timestamp is None:
-            return self._bad(raw, BAD_TIMESTAMP, repr(fields[get["time_stamp"]]))
         clk, nonclk = fields[get["clk"]], fields[get["nonclk"]]
         if clk not in ("0", "1"):
             return self._bad(raw, UNKNOWN_FEEDBACK, "clk=%r" % clk)
@@ -283,13 +290,11 @@ class TianchiBehaviorReader(_LineReader):
         fields, raw = self._fields(line)
         if isinstance(fields, BadRow):
             return fields
+        checked = self._user_and_time(fields, raw, "user", "time_stamp")
+        if isinstance(checked, BadRow):
+            return checked
+        user, timestamp = checked
         get = self.index
-        user = fields[get["user"]]
-        if not user:
-            return self._bad(raw, EMPTY_USER, "")
-        timestamp = parse_timestamp(fields[get["time_stamp"]])
-        if timestamp is None:
-            return self._bad(raw, BAD_TIMESTAMP, repr(fields[get["time_stamp"]]))
         feedback = self.feedback_of_btag.get(fields[get["btag"]].lower())
         if feedback is None:
             return self._bad(raw, UNKNOWN_FEEDBACK, "btag=%r" % fields[get["btag"]])
