@@ -52,7 +52,8 @@ def main() -> int:
     c = summary.counts
     events = summary.lines - summary.bad_rows
     produced = c.get("examples_train", 0) + c.get("examples_eval", 0)
-    print("data: %s (%d lines, %d events incl. table rows)" % (args.data, summary.lines, events))
+    print("data: %s (%d lines, %d events incl. table rows, %d impressions)"
+          % (args.data, summary.lines, events, c.get("impressions", 0)))
     print("beam args: %s; T=%d K=%d; %d CPUs" % (" ".join(args.beam_args) or "(default)",
                                                 args.max_seq_len, args.num_samples,
                                                 os.cpu_count()))

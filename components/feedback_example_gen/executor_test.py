@@ -9,7 +9,7 @@ from tfx.types import standard_artifacts
 
 from components.feedback_example_gen import beam_steps
 from components.feedback_example_gen.component import FeedbackExampleGen, FeedbackLogReport
-from components.feedback_example_gen.executor import BadRowsError, Executor
+from components.feedback_example_gen.executor import BadRowsError, Executor, check_summary
 from models import features as F
 
 DAY = 86400
@@ -195,3 +195,11 @@ def test_eval_start_is_the_last_days_in_beijing_time():
     assert beam_steps.eval_start_timestamp(T0 + 8 * DAY - 1, 1, 8) == T0 + 7 * DAY
     assert beam_steps.eval_start_timestamp(T0 + 8 * DAY - 1, 2, 8) == T0 + 6 * DAY
     assert beam_steps.eval_start_timestamp(T0 + 7 * DAY, 1, 8) == T0 + 7 * DAY
+
+
+def test_lost_impressions_fail_the_run():
+    counts = {"lines/e.csv": 12, "impressions": 10, "examples_train": 6, "examples_eval": 3}
+    with pytest.raises(RuntimeError, match="10 impressions were read but 9 examples"):
+        check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
+    counts["examples_eval"] = 4
+    check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
