@@ -125,23 +125,9 @@ def run_one(vocab_name, args):
     import keras_timing
     if args.wait_idle > 0:
         machine_info.wait_for_idle(args.max_other_cpu, timeout_s=args.wait_idle)
-    t_fit = time.perf_counter()
-    timing = keras_timing.timed_fit(model, ds, args.batch_size, args.steps, args.warmup,
-                                    args.repeats)
-    timing["first_step_s"] -= t_fit
-    attempts = 1
-    # A busy neighbour invalidates the rate: time again (same model, already warm) once the
-    # machine is idle, up to --retries times.
-    while timing["other_cpu_share"] > args.max_other_cpu and attempts <= args.retries:
-        print("  other processes used %.0f %% of the CPUs during the timed steps: retrying"
-              % (100 * timing["other_cpu_share"]), flush=True)
-        machine_info.wait_for_idle(args.max_other_cpu, timeout_s=max(args.wait_idle, 60.0))
-        first = timing["first_step_s"]
-        timing = keras_timing.timed_fit(model, ds, args.batch_size, args.steps, 1,
-                                        args.repeats)
-        timing["first_step_s"] = first
-        attempts += 1
-    timing["attempts"] = attempts
+    timing = keras_timing.timed_fit_when_idle(
+        model, ds, args.batch_size, args.steps, args.warmup, args.repeats, args.max_other_cpu,
+        args.retries, args.wait_idle, started=time.perf_counter())
     params = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     return {
         "library": "deepctr %s" % _version("deepctr"),
