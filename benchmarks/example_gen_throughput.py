@@ -6,6 +6,7 @@ Runs the component's executor directly (no orchestrator), so the time is Beam's 
         --beam-args=--direct_running_mode=multi_processing --beam-args=--direct_num_workers=2
 """
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -39,10 +40,17 @@ def main() -> int:
         report.uri = os.path.join(out, "report")
         context = BaseBeamExecutor.Context(beam_pipeline_args=args.beam_args, tmp_dir=out)
         started = time.perf_counter()
-        Executor(context).Do({}, {"examples": [examples], "log_report": [report]}, dict(
-            input_base=args.data, layout="auto", max_seq_len=args.max_seq_len,
-            num_samples=args.num_samples, eval_days=1, eval_start_timestamp=0,
-            timezone_offset_hours=8, seed=0, max_bad_row_fraction=0.01))
+        try:
+            Executor(context).Do({}, {"examples": [examples], "log_report": [report]}, dict(
+                input_base=args.data, layout="auto", max_seq_len=args.max_seq_len,
+                num_samples=args.num_samples, eval_days=1, eval_start_timestamp=0,
+                timezone_offset_hours=8, seed=0, max_bad_row_fraction=0.01))
+        except RuntimeError:
+            # The executor's own checks failed: show every count before failing.
+            if os.path.exists(os.path.join(report.uri, beam_steps.SUMMARY_FILE)):
+                print("all counts: %s" % json.dumps(
+                    beam_steps.read_summary(report.uri).counts, sort_keys=True))
+            raise
         elapsed = time.perf_counter() - started
         summary = beam_steps.read_summary(report.uri)
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(examples.uri)
@@ -50,6 +58,8 @@ def main() -> int:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     c = summary.counts
+    print(summary.format())
+    print("all counts: %s" % json.dumps(c, sort_keys=True))
     events = summary.lines - summary.bad_rows
     produced = c.get("examples_train", 0) + c.get("examples_eval", 0)
     print("data: %s (%d lines, %d events incl. table rows, %d impressions)"

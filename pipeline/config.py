@@ -9,6 +9,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from components import beam_fixes
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
 
@@ -81,6 +83,10 @@ class PipelineConfig:
             errors.append("layout must be 'auto', 'canonical' or 'tianchi'")
         if self.model not in ("dumn", "din"):
             errors.append("model must be 'dumn' or 'din'")
+        try:
+            beam_fixes.check_beam_args(self.beam_pipeline_args)
+        except beam_fixes.UnsafeBeamArgsError as e:
+            errors.append(str(e))
         if errors:
             raise ValueError("invalid pipeline configuration: " + "; ".join(errors))
 

@@ -78,3 +78,6 @@ def test_configuration_errors_are_clear():
         PipelineConfig(auc_floor=1.5)
     with pytest.raises(ValueError, match="model must be"):
         PipelineConfig(model="xgboost")
+    # Beam's multi_threading mode loses elements (components/beam_fixes.py): refused up front.
+    with pytest.raises(ValueError, match="multi_threading is refused"):
+        PipelineConfig(beam_pipeline_args=["--direct_running_mode=multi_threading"])

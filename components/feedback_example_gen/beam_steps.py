@@ -133,6 +133,11 @@ class _BuildUserExamples(beam.DoFn):
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
                                        eval_start)
         produced = {history.TRAIN: 0, history.EVAL: 0}
+        # What reached this user after the shuffle: checked against what was read, so a
+        # runner that loses elements in the shuffle fails the run instead of passing quietly.
+        yield beam.pvalue.TaggedOutput("counts", ("events_grouped", len(events)))
+        yield beam.pvalue.TaggedOutput("counts", (
+            "impressions_grouped", sum(1 for e in events if e.is_impression)))
         without_category = 0
         for split, example in history.build_user_examples(user_id, events, profile,
                                                           self._profile_fields, config):
@@ -252,6 +257,10 @@ class BuildFeedbackExamples(beam.PTransform):
             "profiles": (of_kind(("users",), "users")
                          | "KeyProfiles" >> beam.Map(lambda p: (p.user_id, p))),
         }
+        import os as _os
+        if _os.environ.get("DUMN_DIAG"):
+            counts.append(users["events"] | "DiagKeyed" >> beam.Map(lambda kv: ("diag_events_keyed", 1)))
+            counts.append(filled | "DiagFilled" >> beam.Map(lambda e: ("diag_events_filled", 1)))
         built = (users | "GroupByUser" >> beam.CoGroupByKey()
                  | "BuildExamples" >> beam.ParDo(
                      _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
