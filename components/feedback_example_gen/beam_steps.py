@@ -1,21 +1,24 @@
 """The Beam graph of the feedback-history ExampleGen.
 
-    files ─ReadFromText(bytes)─> reader ─┬─ bad rows ──────────────> bad_rows-*.jsonl + counts
-                                         ├─ items ─dedupe─> side input (cate, brand, price)
-                                         ├─ profiles ─┐
-                                         └─ events ─fill from items─ CoGroupByKey(user) ─>
-                 one user at a time: sort, strictly-earlier histories ─> train / eval examples
+    item files ─ReadAll─> parse ─┬─ bad rows ─────────────────────────> bad_rows-*.jsonl
+                                 └─ items ─dedupe─> side input (cate, brand, price)
+    event + user files ─ReadAll─> parse, fill from items, key by user ─┬─ bad rows (as above)
+                                 (one fused step per line)              ├─ counts, latest time
+                                                                        └─ GroupByKey(user) ─>
+        one user at a time: sort, strictly-earlier histories ─> train / eval examples
 
 Only one user's events are held in memory at a time (after the group-by-user shuffle). The
 item table is a side input: the public data's 846k ads take about 150 MB per worker.
 """
+import collections
 import json
 import logging
 import os
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 
 from components.feedback_example_gen import history, readers
 
@@ -75,23 +78,11 @@ def eval_start_timestamp(max_impression_timestamp: int, eval_days: int,
     return last_day_start - offset - (eval_days - 1) * SECONDS_PER_DAY
 
 
-class _ReadFile(beam.PTransform):
-    """Reads one file's data lines as bytes and parses them; yields records and BadRows."""
-
-    def __init__(self, path: str, reader):
-        super().__init__()
-        self._path = path
-        self._reader = reader
-
-    def expand(self, pbegin):
-        return (pbegin
-                | "Lines" >> beam.io.ReadFromText(self._path, skip_header_lines=1,
-                                                  coder=beam.coders.BytesCoder())
-                | "Parse" >> beam.Map(self._reader))
-
-
-def _is_bad(record, unused_num_partitions) -> int:
-    return 1 if isinstance(record, readers.BadRow) else 0
+# Each file is read in ranges of this size, so even a single log file keeps every worker busy.
+READ_RANGE_BYTES = 2 << 20
+EVENT_KINDS = ("events", "impressions", "behaviors")
+# Values of the group-by-user shuffle: (tag, payload). Plain tuples: Beam encodes them natively.
+EVENT_TAG, PROFILE_TAG = 0, 1
 
 
 def _fill_from_item(event: readers.Event, items: Dict[str, readers.Item]) -> readers.Event:
@@ -105,6 +96,63 @@ def _fill_from_item(event: readers.Event, items: Dict[str, readers.Item]) -> rea
         return event
     return event._replace(cate_id=event.cate_id or item.cate_id,
                           brand_id=event.brand_id or item.brand_id, price=item.price)
+
+
+class _ParseLines(beam.DoFn):
+    """(path, line) -> parsed records, keyed by user for the shuffle (or items for the table).
+
+    Everything a line needs happens here, fused with the read: parse, set bad rows aside,
+    complete events from the item table, key by user. Counts (lines per file, bad rows by
+    reason, impressions, ...) and the latest impression time are kept per bundle and leave
+    once, in finish_bundle, so they cost no per-line elements.
+
+    Outputs: main — (user_id, (EVENT_TAG, event fields)) and (user_id, (PROFILE_TAG, profile
+    fields)), or Item records when reading the item table; 'bad' — BadRow; 'counts' —
+    (name, n); 'max_time' — the latest impression timestamp of the bundle.
+    """
+
+    def __init__(self, file_readers: Dict[str, Tuple[str, object]]):
+        super().__init__()
+        self._file_readers = file_readers   # path -> (kind, reader)
+
+    def start_bundle(self):
+        self._counts = collections.Counter()
+        self._max_time = None
+
+    def process(self, element, items=None):
+        path, line = element
+        kind, reader = self._file_readers[path]
+        counts = self._counts
+        counts[path] += 1
+        record = reader(line)
+        if isinstance(record, readers.BadRow):
+            counts["bad_rows/" + record.reason] += 1
+            yield beam.pvalue.TaggedOutput("bad", record)
+        elif kind in EVENT_KINDS:
+            if items:
+                record = _fill_from_item(record, items)
+            if record.is_impression:
+                counts["impressions"] += 1
+                if self._max_time is None or record.timestamp > self._max_time:
+                    self._max_time = record.timestamp
+            else:
+                counts["history_only_events"] += 1
+            yield record.user_id, (EVENT_TAG, tuple(record))
+        elif kind == "users":
+            counts["profile_rows"] += 1
+            yield record.user_id, (PROFILE_TAG, record.fields)
+        else:
+            counts["item_rows"] += 1
+            yield record
+
+    def finish_bundle(self):
+        for key, n in self._counts.items():
+            if key in self._file_readers:   # a path: lines read from that file
+                key = "lines/" + os.path.basename(key)
+            yield beam.pvalue.TaggedOutput("counts", GlobalWindows.windowed_value((key, n)))
+        if self._max_time is not None:
+            yield beam.pvalue.TaggedOutput("max_time",
+                                           GlobalWindows.windowed_value(self._max_time))
 
 
 class _BuildUserExamples(beam.DoFn):
@@ -123,49 +171,43 @@ class _BuildUserExamples(beam.DoFn):
         self._seed = seed
 
     def process(self, element, eval_start: int):
-        user_id, grouped = element
-        profiles = sorted(grouped["profiles"])
-        # Events travel the shuffle as plain tuples (Beam encodes those natively).
-        events = [readers.Event(*fields) for fields in grouped["events"]]
+        user_id, values = element
+        profiles, events = [], []
+        for tag, payload in values:
+            if tag == EVENT_TAG:
+                events.append(readers.Event(*payload))
+            else:
+                profiles.append(payload)
+        profiles.sort()
         if len(profiles) > 1:
             yield beam.pvalue.TaggedOutput("counts", ("duplicate_profile_rows", len(profiles) - 1))
-        profile = dict(profiles[0].fields) if profiles else None
+        profile = dict(profiles[0]) if profiles else None
+        # What reached this user after the shuffle, checked against what was read: a runner
+        # that loses elements in the shuffle fails the run instead of passing quietly.
+        impressions = sum(1 for e in events if e.is_impression)
+        yield beam.pvalue.TaggedOutput("counts", ("events_grouped", len(events)))
+        yield beam.pvalue.TaggedOutput("counts", ("impressions_grouped", impressions))
+        if not impressions:
+            return
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
                                        eval_start)
         produced = {history.TRAIN: 0, history.EVAL: 0}
-        # What reached this user after the shuffle: checked against what was read, so a
-        # runner that loses elements in the shuffle fails the run instead of passing quietly.
-        yield beam.pvalue.TaggedOutput("counts", ("events_grouped", len(events)))
-        yield beam.pvalue.TaggedOutput("counts", (
-            "impressions_grouped", sum(1 for e in events if e.is_impression)))
         without_category = 0
         for split, example in history.build_user_examples(user_id, events, profile,
                                                           self._profile_fields, config):
             produced[split] += 1
             without_category += not example[history.F.CATE_ID][0]
             yield beam.pvalue.TaggedOutput(split, history.serialize_example(example))
-        total = sum(produced.values())
-        if total:
-            for split, count in produced.items():
-                yield beam.pvalue.TaggedOutput("counts", ("examples_" + split, count))
-            yield beam.pvalue.TaggedOutput("counts", ("users_with_impressions", 1))
-            # An impression whose item is in no table and whose log has no category
-            # (possible in the Tianchi layout) keeps an empty category: counted, not dropped.
-            yield beam.pvalue.TaggedOutput("counts", ("impressions_without_category",
-                                                      without_category))
-            if profile is None:
-                yield beam.pvalue.TaggedOutput("counts",
-                                               ("impressions_of_users_without_profile", total))
-
-
-def _counter(record) -> Tuple[str, int]:
-    if isinstance(record, readers.BadRow):
-        return "bad_rows/" + record.reason, 1
-    if isinstance(record, readers.Event):
-        return ("impressions" if record.is_impression else "history_only_events"), 1
-    if isinstance(record, readers.Item):
-        return "item_rows", 1
-    return "profile_rows", 1
+        for split, count in produced.items():
+            yield beam.pvalue.TaggedOutput("counts", ("examples_" + split, count))
+        yield beam.pvalue.TaggedOutput("counts", ("users_with_impressions", 1))
+        # An impression whose item is in no table and whose log has no category (possible in
+        # the Tianchi layout) keeps an empty category: counted, not dropped.
+        yield beam.pvalue.TaggedOutput("counts", ("impressions_without_category",
+                                                  without_category))
+        if profile is None:
+            yield beam.pvalue.TaggedOutput("counts",
+                                           ("impressions_of_users_without_profile", impressions))
 
 
 def _bad_row_json(row: readers.BadRow) -> str:
@@ -178,6 +220,10 @@ class BuildFeedbackExamples(beam.PTransform):
 
     Side effects: bad rows as JSON lines under `report_dir`/bad_rows-*.jsonl and the counts
     as `report_dir`/summary.json.
+
+    Two reads: the item table first (it becomes a side input), then every other file in one
+    read, so each event is parsed, completed, keyed and handed to the group-by-user shuffle in
+    a single fused step and crosses between workers only once.
     """
 
     def __init__(self, log_files: LogFiles, report_dir: str, max_seq_len: int, num_samples: int,
@@ -193,75 +239,62 @@ class BuildFeedbackExamples(beam.PTransform):
         self._tz = timezone_offset_hours
         self._eval_start_override = eval_start_override
 
+    def _file_readers(self, kinds) -> Dict[str, Tuple[str, object]]:
+        layout = self._files.layout
+        return {path: (kind, readers.reader_for(layout, kind, self._files.headers[path],
+                                                os.path.basename(path)))
+                for kind in kinds for path in self._files.files.get(kind, [])}
+
+    def _parse(self, pbegin, label: str, file_readers, **side_inputs):
+        lines = (pbegin | "Files[%s]" % label >> beam.Create(sorted(file_readers))
+                 | "Read[%s]" % label >> beam.io.ReadAllFromText(
+                     desired_bundle_size=READ_RANGE_BYTES, skip_header_lines=1,
+                     coder=beam.coders.BytesCoder(), with_filename=True))
+        return lines | "Parse[%s]" % label >> beam.ParDo(
+            _ParseLines(file_readers), **side_inputs).with_outputs(
+                "bad", "counts", "max_time", main="records")
+
     def expand(self, pbegin):
         layout = self._files.layout
-        parsed = {}
-        line_counts = []
-        for kind, paths in sorted(self._files.files.items()):
-            kind_records = []
-            for i, path in enumerate(paths):
-                reader = readers.reader_for(layout, kind, self._files.headers[path],
-                                            os.path.basename(path))
-                records = pbegin | "Read[%s][%d]" % (kind, i) >> _ReadFile(path, reader)
-                kind_records.append(records)
-                line_counts.append(
-                    records | "CountLines[%s][%d]" % (kind, i) >> beam.combiners.Count.Globally()
-                    | "KeyLines[%s][%d]" % (kind, i) >> beam.Map(
-                        lambda n, name=os.path.basename(path): ("lines/" + name, n)))
-            parsed[kind] = kind_records
-        all_records = [r for rs in parsed.values() for r in rs] or [
-            pbegin | "NoRecords" >> beam.Create([])]
-        records = all_records | "AllRecords" >> beam.Flatten()
-        good, bad = records | "SplitBad" >> beam.Partition(_is_bad, 2)
-        counts = [records | "CountKinds" >> beam.Map(_counter)] + line_counts
+        item_readers = self._file_readers(["items"])
+        other_readers = self._file_readers([k for k in self._files.files if k != "items"])
 
-        _ = (bad | "BadRowJson" >> beam.Map(_bad_row_json)
+        counts, bad = [], []
+        if item_readers:
+            items = self._parse(pbegin, "items", item_readers)
+            counts.append(items.counts)
+            bad.append(items.bad)
+            grouped_items = (items.records
+                             | "KeyItems" >> beam.Map(lambda item: (item.item_id, item))
+                             | "GroupItems" >> beam.GroupByKey())
+            counts.append(grouped_items | "CountDuplicateItems" >> beam.Map(
+                lambda kv: ("duplicate_item_rows", len(list(kv[1])) - 1)))
+            # The smallest row of a duplicated item id wins, so reruns agree.
+            item_pairs = grouped_items | "FirstItem" >> beam.Map(lambda kv: (kv[0], min(kv[1])))
+        else:
+            item_pairs = pbegin | "NoItems" >> beam.Create([])
+        main = self._parse(pbegin, "events", other_readers,
+                           items=beam.pvalue.AsDict(item_pairs))
+        counts.append(main.counts)
+        bad.append(main.bad)
+
+        _ = (bad | "AllBadRows" >> beam.Flatten()
+             | "BadRowJson" >> beam.Map(_bad_row_json)
              | "WriteBadRows" >> beam.io.WriteToText(
                  os.path.join(self._report_dir, BAD_ROWS_PREFIX), file_name_suffix=".jsonl"))
 
-        def of_kind(kinds, label):
-            pcolls = [r for kind in kinds for r in parsed.get(kind, [])]
-            if not pcolls:
-                return pbegin | "Empty[%s]" % label >> beam.Create([])
-            return (pcolls | "Flatten[%s]" % label >> beam.Flatten()
-                    | "Good[%s]" % label >> beam.Filter(
-                        lambda r: not isinstance(r, readers.BadRow)).with_output_types(
-                            beam.typehints.Any))
-
-        event_kinds = ("events", "impressions", "behaviors")
-        events = of_kind(event_kinds, "events")
-        items = (of_kind(("items",), "items")
-                 | "KeyItems" >> beam.Map(lambda item: (item.item_id, item))
-                 | "GroupItems" >> beam.GroupByKey())
-        counts.append(items | "CountDuplicateItems" >> beam.Map(
-            lambda kv: ("duplicate_item_rows", len(list(kv[1])) - 1)))
-        # The smallest row of a duplicated item id wins, so reruns agree.
-        item_table = beam.pvalue.AsDict(items | "FirstItem" >> beam.Map(
-            lambda kv: (kv[0], min(kv[1]))))
-        filled = events | "FillFromItems" >> beam.Map(_fill_from_item, item_table)
-        impressions_ts = (filled | "Impressions" >> beam.Filter(lambda e: e.is_impression)
-                          | "ImpressionTime" >> beam.Map(lambda e: e.timestamp))
         if self._eval_start_override is not None:
             eval_start = pbegin | "EvalStart" >> beam.Create([self._eval_start_override])
         else:
             eval_days, tz = self._eval_days, self._tz
-            eval_start = (impressions_ts
-                          | "MaxTime" >> beam.CombineGlobally(
-                              lambda xs: max(xs, default=0))
+            eval_start = (main.max_time
+                          | "MaxTime" >> beam.CombineGlobally(lambda xs: max(xs, default=0))
                           | "EvalStart" >> beam.Map(
                               lambda t: eval_start_timestamp(t, eval_days, tz)))
         counts.append(eval_start | "KeyEvalStart" >> beam.Map(lambda t: ("eval_start_timestamp", t)))
 
-        users = {
-            "events": filled | "KeyEvents" >> beam.Map(lambda e: (e.user_id, tuple(e))),
-            "profiles": (of_kind(("users",), "users")
-                         | "KeyProfiles" >> beam.Map(lambda p: (p.user_id, p))),
-        }
-        import os as _os
-        if _os.environ.get("DUMN_DIAG"):
-            counts.append(users["events"] | "DiagKeyed" >> beam.Map(lambda kv: ("diag_events_keyed", 1)))
-            counts.append(filled | "DiagFilled" >> beam.Map(lambda e: ("diag_events_filled", 1)))
-        built = (users | "GroupByUser" >> beam.CoGroupByKey()
+        built = (main.records
+                 | "GroupByUser" >> beam.GroupByKey()
                  | "BuildExamples" >> beam.ParDo(
                      _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
                                         self._num_samples, self._seed),

@@ -83,15 +83,21 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                 ", ".join("%s %d" % (k[len("bad_rows/"):], v)
                           for k, v in sorted(summary.counts.items()) if k.startswith("bad_rows/")),
                 report_uri, beam_steps.BAD_ROWS_PREFIX))
-    # Every impression read must come out as exactly one example. Counted on both sides of
-    # the group-by-user shuffle, so a runner that loses elements fails the run loudly.
-    read = summary.counts.get("impressions", 0)
-    written = sum(summary.counts.get("examples_" + split, 0) for split in SPLITS)
-    if written != read:
-        raise RuntimeError(
-            "%d impressions were read but %d examples were built: %d impressions were lost "
-            "between reading and writing (the Beam runner dropped data); the output is "
-            "incomplete and must not be used" % (read, written, read - written))
+    # Every event read must reach its user after the shuffle, and every impression must come
+    # out as exactly one example. Counted on both sides of the group-by-user shuffle, so a
+    # runner that loses elements fails the run loudly instead of writing a partial dataset.
+    c = summary.counts
+    read_events = c.get("impressions", 0) + c.get("history_only_events", 0)
+    checks = [("events read", read_events, "events after the group-by-user shuffle",
+               c.get("events_grouped", 0)),
+              ("impressions read", c.get("impressions", 0), "examples built",
+               sum(c.get("examples_" + split, 0) for split in SPLITS))]
+    for before_name, before, after_name, after in checks:
+        if before != after:
+            raise RuntimeError(
+                "%d %s but %d %s: %d lost between reading and writing (the Beam runner "
+                "dropped data); the output is incomplete and must not be used"
+                % (before, before_name, after, after_name, before - after))
     for split in SPLITS:
         if not summary.counts.get("examples_" + split):
             raise RuntimeError(

@@ -197,9 +197,14 @@ def test_eval_start_is_the_last_days_in_beijing_time():
     assert beam_steps.eval_start_timestamp(T0 + 7 * DAY, 1, 8) == T0 + 7 * DAY
 
 
-def test_lost_impressions_fail_the_run():
-    counts = {"lines/e.csv": 12, "impressions": 10, "examples_train": 6, "examples_eval": 3}
-    with pytest.raises(RuntimeError, match="10 impressions were read but 9 examples"):
+def test_lost_events_or_impressions_fail_the_run():
+    counts = {"lines/e.csv": 13, "impressions": 10, "history_only_events": 2,
+              "events_grouped": 12, "examples_train": 6, "examples_eval": 3}
+    with pytest.raises(RuntimeError, match="10 impressions read but 9 examples built: 1 lost"):
         check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
     counts["examples_eval"] = 4
     check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
+    # Events lost in the shuffle are caught even when no impression is among them.
+    counts["events_grouped"] = 11
+    with pytest.raises(RuntimeError, match="12 events read but 11 events after the group-by-user"):
+        check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
