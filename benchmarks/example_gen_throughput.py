@@ -24,6 +24,9 @@ def main() -> int:
     parser.add_argument("--num-samples", type=int, default=5)
     parser.add_argument("--beam-args", action="append", default=[],
                         help="a Beam pipeline argument (repeatable)")
+    parser.add_argument("--verify", action="store_true",
+                        help="after the timed run, count the records in the written files and "
+                             "check them against the counts (not timed)")
     args = parser.parse_args()
 
     from tfx.types import standard_artifacts
@@ -55,6 +58,7 @@ def main() -> int:
         summary = beam_steps.read_summary(report.uri)
         size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(examples.uri)
                    for f in fs)
+        written = count_records(examples.uri) if args.verify else None
     finally:
         shutil.rmtree(out, ignore_errors=True)
     c = summary.counts
@@ -69,7 +73,28 @@ def main() -> int:
                                                 os.cpu_count()))
     print("wall time %.1f s: %.0f lines/s in, %.0f examples/s out (%d examples, %.0f MiB gzip)"
           % (elapsed, summary.lines / elapsed, produced / elapsed, produced, size / 2 ** 20))
+    if written is not None:
+        expected = {split: c.get("examples_" + split, 0) for split in written}
+        print("verify: records in the files %s, counted %s, impressions read %d: %s"
+              % (written, expected, c.get("impressions", 0),
+                 "OK" if written == expected and sum(written.values()) == c.get("impressions")
+                 else "MISMATCH"))
+        if written != expected or sum(written.values()) != c.get("impressions"):
+            return 1
     return 0
+
+
+def count_records(examples_uri: str) -> dict:
+    """Records per split in the gzip TFRecord files, counted by TensorFlow's reader."""
+    import glob
+    import tensorflow as tf
+    counts = {}
+    for split_dir in sorted(glob.glob(os.path.join(examples_uri, "Split-*"))):
+        files = sorted(glob.glob(os.path.join(split_dir, "*.gz")))
+        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=2)
+        counts[os.path.basename(split_dir)[len("Split-"):]] = int(
+            dataset.reduce(0, lambda n, _: n + 1))
+    return counts
 
 
 if __name__ == "__main__":
