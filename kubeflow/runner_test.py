@@ -195,7 +195,7 @@ def test_settings_reach_the_steps_with_flag_over_env_over_yaml(vertex):
     assert json.loads(_param(spec, "Trainer", "train_args")) == {"num_steps": 1234}
     eval_config = json.loads(_param(spec, "Evaluator", "eval_config"))
     auc = [m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC"][0]
-    assert auc["threshold"]["value_threshold"]["lower_bound"] == 0.65
+    assert auc["per_slice_thresholds"][0]["threshold"]["value_threshold"]["lower_bound"] == 0.65
     assert json.loads(_param(spec, "Pusher", "push_destination")) == {
         "filesystem": {"base_directory": "gs://my-bucket/dumn/serving_model"}}
     assert _param(spec, "FeedbackExampleGen", "input_base") == "gs://my-bucket/dumn/logs/2017-05"

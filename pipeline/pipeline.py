@@ -51,7 +51,11 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         ],
         metrics_specs=[tfma.MetricsSpec(metrics=[
             tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name="AUC", threshold=auc_gate),
+            # The gate reads the overall AUC only: a plain `threshold` would apply to every
+            # slice, so one small slice (e.g. users with 1-4 clicks) could veto a better model.
+            tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                             threshold=auc_gate)]),
             tfma.MetricConfig(class_name="BinaryCrossentropy", config='{"name": "logloss"}'),
             tfma.MetricConfig(class_name="Calibration"),
             tfma.MetricConfig(class_name="MeanLabel"),

@@ -56,13 +56,36 @@ def test_blessing_rule_and_slices():
     spec = config.model_specs[0]
     assert spec.signature_name == "serving_default" and spec.label_key == "label"
     auc = [m for m in config.metrics_specs[0].metrics if m.class_name == "AUC"][0]
-    assert auc.threshold.value_threshold.lower_bound.value == pytest.approx(0.62)
-    assert auc.threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-    assert auc.threshold.change_threshold.absolute.value == pytest.approx(-0.01, abs=1e-9)
+    (gate,) = auc.per_slice_thresholds
+    assert list(gate.slicing_specs) == [tfma.SlicingSpec()]   # overall only
+    assert gate.threshold.value_threshold.lower_bound.value == pytest.approx(0.62)
+    assert gate.threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert gate.threshold.change_threshold.absolute.value == pytest.approx(-0.01, abs=1e-9)
     slices = [list(s.feature_keys) for s in config.slicing_specs]
     assert slices == [[], ["pid"], ["history_bucket"]]
     names = {m.class_name for m in config.metrics_specs[0].metrics}
     assert {"AUC", "BinaryCrossentropy", "Calibration", "ExampleCount"} <= names
+
+
+def _validate(config, slice_key, auc):
+    """TFMA's verdict on one slice's AUC for a first model, prepared as TFX's Evaluator does."""
+    from tensorflow_model_analysis.evaluators import metrics_validator
+    config = tfma.utils.update_eval_config_with_defaults(config, has_baseline=False,
+                                                         rubber_stamp=True)
+    (metric_key,) = [k for k in tfma.metrics.metric_thresholds_from_metrics_specs(
+        config.metrics_specs, eval_config=config) if k.name == "auc"]
+    return metrics_validator.validate_metrics((slice_key, {metric_key: auc}),
+                                              config).validation_ok
+
+
+def test_the_auc_floor_gates_the_overall_slice_only():
+    """Checked with TFMA's own validator: a weak slice does not veto a model whose overall AUC
+    clears the floor, and an overall AUC under the floor does."""
+    config = eval_config(PipelineConfig(auc_floor=0.6))
+    assert _validate(config, (), 0.66)
+    assert not _validate(config, (), 0.59)
+    assert _validate(config, (("history_bucket", 1),), 0.59)
+    assert _validate(config, (("pid", "430539_1007"),), 0.40)
 
 
 def test_pipeline_carries_beam_args(tmp_path):
