@@ -9,8 +9,8 @@
             └───────────────────────────────────────────> Evaluator ─> Pusher
 
 Transform and Trainer read the schema from the AnomaliesGate, so neither starts when
-ExampleValidator found anomalies. The Evaluator blesses a model only when its AUC on the
-eval split clears `auc_floor` and is not below the latest blessed model's.
+ExampleValidator found anomalies. The Evaluator blesses a model only when its overall AUC on
+the eval split clears `auc_floor` and is not below the latest blessed model's.
 """
 import os
 from typing import List, Optional
