@@ -113,7 +113,9 @@ class _ParseLines(beam.DoFn):
 
     def __init__(self, file_readers: Dict[str, Tuple[str, object]]):
         super().__init__()
-        self._file_readers = file_readers   # path -> (kind, reader)
+        # path -> (kind, reader, the count key of the file's lines)
+        self._files = {path: (kind, reader, "lines/" + os.path.basename(path))
+                       for path, (kind, reader) in file_readers.items()}
 
     def start_bundle(self):
         self._counts = collections.Counter()
@@ -121,9 +123,9 @@ class _ParseLines(beam.DoFn):
 
     def process(self, element, items=None):
         path, line = element
-        kind, reader = self._file_readers[path]
+        kind, reader, lines_key = self._files[path]
         counts = self._counts
-        counts[path] += 1
+        counts[lines_key] += 1
         record = reader(line)
         if isinstance(record, readers.BadRow):
             counts["bad_rows/" + record.reason] += 1
@@ -147,8 +149,6 @@ class _ParseLines(beam.DoFn):
 
     def finish_bundle(self):
         for key, n in self._counts.items():
-            if key in self._file_readers:   # a path: lines read from that file
-                key = "lines/" + os.path.basename(key)
             yield beam.pvalue.TaggedOutput("counts", GlobalWindows.windowed_value((key, n)))
         if self._max_time is not None:
             yield beam.pvalue.TaggedOutput("max_time",
