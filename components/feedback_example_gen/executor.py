@@ -3,7 +3,6 @@ import logging
 import os
 from typing import Any, Dict, List
 
-import apache_beam as beam
 from tfx import types
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
@@ -11,7 +10,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.feedback_example_gen import beam_steps
+from components.feedback_example_gen import beam_steps, tfrecord_sink
 from components.feedback_example_gen.history import EVAL, TRAIN
 
 EXAMPLES_KEY = "examples"
@@ -52,7 +51,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 # makes the runner hold every example at once (about 3 KB each at T = 100,
                 # so ~28 GB for the 9M impressions of 10M events), while the Trainer shuffles
                 # anyway. One user's examples are adjacent in the files as a result.
-                _ = serialized | "WriteSplit[%s]" % split >> beam.io.WriteToTFRecord(
+                _ = serialized | "WriteSplit[%s]" % split >> tfrecord_sink.WriteToGzipTFRecord(
                     os.path.join(artifact_utils.get_split_uri([examples], split),
                                  write_split.DEFAULT_FILE_NAME),
                     file_name_suffix=".gz")
