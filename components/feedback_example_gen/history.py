@@ -193,17 +193,13 @@ def build_user_examples(user_id: str, events: Iterable[Event],
                 n = len(history)
                 example[FULL_LENGTH_NAMES[feedback]] = [n]
                 first_recent = n - T if n > T else 0
-                if n > K:
-                    picks = sorted(rng.sample(range(n), K))
-                    for part in F.ITEM_PARTS:
-                        example[SEQ_NAMES[feedback, part]] = history.range_view(
-                            part, first_recent, n)
-                        example[SAMPLE_NAMES[feedback, part]] = history.view(part, picks)
-                else:  # all of a short history is sampled
-                    for part in F.ITEM_PARTS:
-                        example[SEQ_NAMES[feedback, part]] = history.range_view(
-                            part, first_recent, n)
-                        example[SAMPLE_NAMES[feedback, part]] = history.range_view(part, 0, n)
+                # A short history is sampled whole (a cached view, like the recent-T one).
+                picks = sorted(rng.sample(range(n), K)) if n > K else None
+                for part in F.ITEM_PARTS:
+                    example[SEQ_NAMES[feedback, part]] = history.range_view(part, first_recent, n)
+                    example[SAMPLE_NAMES[feedback, part]] = (
+                        history.range_view(part, 0, n) if picks is None
+                        else history.view(part, picks))
             yield (EVAL if timestamp >= config.eval_start_timestamp else TRAIN), example
         for event in ordered[start:end]:
             histories[event.feedback].append(event)
