@@ -17,6 +17,20 @@ from typing import Dict, List
 import machine_info
 
 
+def add_idle_arguments(parser) -> None:
+    """The command-line flags of `timed_fit_when_idle`, shared by both training benchmarks."""
+    parser.add_argument("--max-other-cpu", type=float, default=0.1, metavar="SHARE",
+                        help="retry the timing when other processes used more than this share "
+                             "of the CPUs during it (default 0.1)")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="how often to retry a timing spoiled by other processes "
+                             "(default 3)")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="before each configuration wait up to SECONDS until other "
+                             "processes use <= --max-other-cpu of the CPUs (shared machines); "
+                             "0 = do not wait")
+
+
 def timed_fit(model, dataset, batch_size: int, steps: int, warmup: int,
               repeats: int = 1) -> Dict[str, object]:
     import tensorflow as tf

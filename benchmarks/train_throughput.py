@@ -47,6 +47,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import legacy_keras  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 
+import keras_timing  # noqa: E402
 import machine_info  # noqa: E402
 
 VOCABS = {
@@ -101,7 +102,6 @@ def run_ours(model_name, vocab_name, args):
     import numpy as np
     import tensorflow as tf
 
-    import keras_timing
     from models import features as F
     from models.testing_utils import random_features
 
@@ -279,14 +279,7 @@ def main(argv=None):
     p.add_argument("--deepctr-python", default=None,
                    help="python of DeepCTR's venv (default: made/found by "
                         "benchmarks/deepctr/setup_env.sh)")
-    p.add_argument("--max-other-cpu", type=float, default=0.1, metavar="SHARE",
-                   help="retry the timing when other processes used more than this share of "
-                        "the CPUs during it (default 0.1)")
-    p.add_argument("--retries", type=int, default=3,
-                   help="how often to retry a timing spoiled by other processes (default 3)")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                   help="before each configuration wait up to SECONDS until other processes "
-                        "use <= --max-other-cpu of the CPUs (shared machines); 0 = do not wait")
+    keras_timing.add_idle_arguments(p)
     p.add_argument("--json-out", default=None, help="write rows + machine as JSON here")
     args = p.parse_args(argv)
 

@@ -49,6 +49,7 @@ if (_tf_minor() or (0, 0)) >= (2, 16):
 
 import numpy as np  # noqa: E402
 
+import keras_timing  # noqa: E402
 import machine_info  # noqa: E402
 
 VOCABS = {
@@ -122,7 +123,6 @@ def run_one(vocab_name, args):
         import flops as flops_lib
         one = {k: tf.constant(v[:args.batch_size]) for k, v in x.items()}
         flops = flops_lib.forward_flops_per_example(model, one)["per_example"]
-    import keras_timing
     if args.wait_idle > 0:
         machine_info.wait_for_idle(args.max_other_cpu, timeout_s=args.wait_idle)
     timing = keras_timing.timed_fit_when_idle(
@@ -174,14 +174,7 @@ def main(argv=None):
                    help="pre-generated distinct batches, cycled")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-flops", action="store_true", help="skip the FLOPs count")
-    p.add_argument("--max-other-cpu", type=float, default=0.1, metavar="SHARE",
-                   help="retry the timing when other processes used more than this share of "
-                        "the CPUs during it (default 0.1)")
-    p.add_argument("--retries", type=int, default=3,
-                   help="how often to retry a timing spoiled by other processes (default 3)")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                   help="before each configuration wait up to SECONDS until other processes "
-                        "use <= --max-other-cpu of the CPUs (shared machines); 0 = do not wait")
+    keras_timing.add_idle_arguments(p)
     p.add_argument("--json-out", help="write the results (list of rows + machine) here")
     args = p.parse_args(argv)
     if args.warmup < 1:
