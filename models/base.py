@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from models import features as F
 from models.config import ModelConfig
+from models.layers import FeatureEmbedding
 from models.optimizers import make_optimizer
 
 
@@ -24,11 +25,24 @@ _plain_python = tf.autograph.experimental.do_not_convert
 
 
 class CtrModel(tf.keras.Model):
-    """Keras model with the project's loss and state handling; see the module docstring."""
+    """Keras model with the project's loss, state handling and shared feature embedding (§3.2);
+    see the module docstring."""
+
+    # The `ModelConfig.model` value a subclass implements; also its default Keras name.
+    MODEL_KIND: str = ""
 
     def __init__(self, config: ModelConfig, **kwargs):
+        if config.model != self.MODEL_KIND:
+            raise ValueError("%s needs config.model == %r, got %r"
+                             % (type(self).__name__, self.MODEL_KIND, config.model))
+        kwargs.setdefault("name", self.MODEL_KIND)
         super().__init__(**kwargs)
         self.config = config
+        c = config
+        # §3.2: the embedding tables every model of the project shares across its inputs.
+        self.embedding = FeatureEmbedding(
+            c.embedding_dim, c.item_vocab_size, c.cate_vocab_size, c.brand_vocab_size,
+            c.user_vocab_size, c.pid_vocab_size, c.user_fields, name="embedding")
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
         self.bce_tracker = tf.keras.metrics.Mean(name="bce")
         self.aux_tracker = tf.keras.metrics.Mean(name="triplet")

@@ -22,7 +22,6 @@ import tensorflow as tf
 
 from models.base import CtrModel
 from models.config import ModelConfig
-from models.layers import FeatureEmbedding
 
 
 class Dice(tf.keras.layers.Layer):
@@ -120,15 +119,11 @@ class LocalActivationUnit(tf.keras.layers.Layer):
 class DinModel(CtrModel):
     """DIN on the project's input contract; see the module docstring."""
 
+    MODEL_KIND = "din"
+
     def __init__(self, config: ModelConfig, **kwargs):
-        kwargs.setdefault("name", "din")
         super().__init__(config, **kwargs)
-        if config.model != "din":
-            raise ValueError("DinModel needs config.model == 'din', got %r" % config.model)
         c = config
-        self.embedding = FeatureEmbedding(
-            c.embedding_dim, c.item_vocab_size, c.cate_vocab_size, c.brand_vocab_size,
-            c.user_vocab_size, c.pid_vocab_size, c.user_fields, name="embedding")
         self.attention = LocalActivationUnit(c.din_attention_units, c.din_activation,
                                              name="local_activation_unit")
         self.hidden = [tf.keras.layers.Dense(u, name="dnn_%d" % i)

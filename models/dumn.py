@@ -30,8 +30,8 @@ import tensorflow as tf
 from models import features as F
 from models.base import CtrModel
 from models.config import ModelConfig
-from models.layers import (FeatureEmbedding, FeaturePurification, PredictionHead,
-                           PreferenceAwareInteraction, TripletLoss, UserMemory)
+from models.layers import (FeaturePurification, PredictionHead, PreferenceAwareInteraction,
+                           TripletLoss, UserMemory)
 
 MERGED = "all"
 
@@ -39,16 +39,12 @@ MERGED = "all"
 class DumnModel(CtrModel):
     """The DUMN network; see the module docstring."""
 
+    MODEL_KIND = "dumn"
+
     def __init__(self, config: ModelConfig, **kwargs):
-        kwargs.setdefault("name", "dumn")
         super().__init__(config, **kwargs)
-        if config.model != "dumn":
-            raise ValueError("DumnModel needs config.model == 'dumn', got %r" % config.model)
         c = config
         self.channels = c.channels
-        self.embedding = FeatureEmbedding(
-            c.embedding_dim, c.item_vocab_size, c.cate_vocab_size, c.brand_vocab_size,
-            c.user_vocab_size, c.pid_vocab_size, c.user_fields, name="embedding")
         merged = c.feedback_mode == "merged"
         if merged:
             # AF: a feedback-type ("segment") embedding added to each element, so the merged
