@@ -21,6 +21,19 @@ FEEDBACK_MODES = ("all4", "implicit", "merged")
 DIN_ACTIVATIONS = ("dice", "prelu")
 OPTIMIZERS = ("lazy_adam", "adam")
 TRIPLET_GRADIENTS = ("write_path", "full")
+TARGET_ATTENTIONS = ("linear", "mlp")
+ATTENTION_POOLINGS = ("softmax", "sum")
+PREDICTION_ACTIVATIONS = ("relu", "dice", "prelu")
+
+# Where the paper is ambiguous the defaults take the reading that serves its intent and
+# measures best (docs/model.md); these settings restore the literal reading of each.
+LITERAL_READINGS: Dict[str, Any] = {
+    "attention_scale": "sqrt_T",      # eq. 1 divides by sqrt(T)
+    "attention_residual": False,      # eq. 2 without a residual
+    "target_attention": "linear",     # eq. 3: one unit on Concat(e_user, e_item, o_j)
+    "attention_pooling": "softmax",   # eq. 4
+    "memory_key_strength": False,     # eq. 9: softmax of plain cosines
+}
 
 # The paper's ablations (§4.3, SPEC §4) as settings on top of the defaults.
 ABLATIONS: Dict[str, Dict[str, Any]] = {
@@ -38,6 +51,8 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "IF": {"feedback_mode": "implicit", "orthogonal_mapping": False},
     "AF": {"feedback_mode": "merged", "orthogonal_mapping": False},
     "DIN": {"model": "din"},
+    # Not an ablation of the paper: DUMN with every equation read literally.
+    "LITERAL": dict(LITERAL_READINGS),
 }
 
 
@@ -68,15 +83,37 @@ class ModelConfig:
     # H. The paper does not state H; it splits each 3E = 48-wide element into H chunks
     # (eq. 1), so H must divide 3E. 2 heads of width 24.
     num_heads: int = 2
-    attention_scale: str = "sqrt_T"  # eq. 1 divides by sqrt(T); 'sqrt_d' = sqrt(head width)
+    # eq. 1 divides by sqrt(T) ('sqrt_T', literal: with T = 100 the self-attention is nearly
+    # uniform); 'sqrt_d' = sqrt(head width), as DFN's code and the Transformer. See docs/model.md.
+    attention_scale: str = "sqrt_d"
+    # eq. 3's scorer. 'linear': one unit on Concat(e_user, e_item, o_j), read literally (the
+    # user and item terms are constant over j, so the weights hardly depend on the target);
+    # 'mlp': the fully connected scorer of DFN's code on Concat(o_j, e_item, o_j * e_item,
+    # o_j - e_item) with `target_attention_units` ReLU layers. See docs/model.md.
+    target_attention: str = "mlp"
+    target_attention_units: Tuple[int, ...] = (32,)
+    # eq. 4: 'softmax' over the real positions (literal); 'sum': DIN's unnormalised weights,
+    # which keep how much of the history matches the target.
+    attention_pooling: str = "sum"
+    attention_residual: bool = True  # o_j = e_j + MHSA(e)_j (the Transformer's residual)
+    recency_embedding: bool = False  # a learned vector per recency rank added before eq. 1
     ffn_units: int = 512  # width of the memory controller FFN (eq. 8)
     # Hidden layers of the prediction FFN (eq. 15). Not stated in the paper; one hidden
     # layer of the paper's FFN width.
     prediction_units: Tuple[int, ...] = (512,)
+    # Their activation: 'relu', DIN's 'dice' (batch statistics normalise each layer's input)
+    # or 'prelu'; and the dropout rate on each layer's input in training.
+    prediction_activation: str = "relu"
+    prediction_dropout: float = 0.0
     memory_slots: int = 256  # m
     memory_dim: int = 64  # Z
     # Memories start as N(0, stddev^2) so that cosine addressing (eq. 10) is defined.
     memory_init_stddev: float = 0.1
+    # NTM's key strength beta: addressing softmax(beta * cos) with beta = 1 + softplus(.)
+    # from the controller, starting at memory_key_strength_init. False = eq. 9 as written
+    # (a softmax of 256 cosines is nearly uniform and the slots collapse).
+    memory_key_strength: bool = True
+    memory_key_strength_init: float = 20.0
     num_triplet_samples: int = 5  # K samples per feedback type
     triplet_margin: float = 0.2  # eq. 17 margin (not stated in the paper)
     triplet_weight: float = 1.0  # lambda in L = L1 + lambda * L2 (paper: 1)
@@ -108,7 +145,8 @@ class ModelConfig:
 
     def __post_init__(self):
         # Accept lists (JSON) for tuple fields and keep the object hashable-ish / immutable.
-        for name in ("prediction_units", "din_attention_units", "din_hidden_units"):
+        for name in ("prediction_units", "din_attention_units", "din_hidden_units",
+                     "target_attention_units"):
             object.__setattr__(self, name, tuple(int(u) for u in getattr(self, name)))
         object.__setattr__(self, "user_fields", dict(self.user_fields))
         self.validate()
@@ -135,6 +173,9 @@ class ModelConfig:
         choice("din_activation", DIN_ACTIVATIONS)
         choice("optimizer", OPTIMIZERS)
         choice("triplet_gradient", TRIPLET_GRADIENTS)
+        choice("target_attention", TARGET_ATTENTIONS)
+        choice("prediction_activation", PREDICTION_ACTIVATIONS)
+        choice("attention_pooling", ATTENTION_POOLINGS)
         for name in ("max_seq_len", "embedding_dim", "num_heads", "ffn_units", "memory_slots",
                      "memory_dim", "num_triplet_samples"):
             positive(name)
@@ -149,12 +190,18 @@ class ModelConfig:
                 errors.append("user_fields has an invalid field name %r" % (field,))
             if not isinstance(size, int) or isinstance(size, bool) or size < 2:
                 errors.append("user_fields[%r]=%r, expected a vocabulary size >= 2" % (field, size))
-        for name in ("prediction_units", "din_attention_units", "din_hidden_units"):
+        for name in ("prediction_units", "din_attention_units", "din_hidden_units",
+                     "target_attention_units"):
             if any(u < 1 for u in getattr(self, name)):
                 errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
         for name in ("triplet_margin", "triplet_weight", "memory_init_stddev"):
             if getattr(self, name) < 0:
                 errors.append("%s=%r, expected >= 0" % (name, getattr(self, name)))
+        if not 0.0 <= self.prediction_dropout < 1.0:
+            errors.append("prediction_dropout=%r, expected in [0, 1)" % (self.prediction_dropout,))
+        if not self.memory_key_strength_init >= 1.0:
+            errors.append("memory_key_strength_init=%r, expected >= 1 (beta = 1 + softplus)"
+                          % (self.memory_key_strength_init,))
         if not self.learning_rate > 0:
             errors.append("learning_rate=%r, expected > 0" % (self.learning_rate,))
         if self.memory_init_stddev == 0:
@@ -170,6 +217,9 @@ class ModelConfig:
                           "click/unclick with dislike/like); the paper's IF/AF run without it: "
                           "set orthogonal_mapping=False or use ModelConfig.for_ablation(%r)"
                           % ("IF" if self.feedback_mode == "implicit" else "AF"))
+        if self.recency_embedding and self.feedback_mode == "merged":
+            errors.append("recency_embedding=True ranks the events of one history; the merged "
+                          "(AF) sequence concatenates four: not supported")
         if not self.use_memory and self.triplet_loss:
             errors.append("triplet_loss=True needs use_memory=True (eq. 17-20 regularise the "
                           "memory write); for DUMN-UMN set triplet_loss=False as well")

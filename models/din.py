@@ -22,66 +22,7 @@ import tensorflow as tf
 
 from models.base import CtrModel
 from models.config import ModelConfig
-
-
-class Dice(tf.keras.layers.Layer):
-    """DIN's data-adaptive activation: f(s) = p(s) s + (1 - p(s)) alpha s,
-    p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps)).
-
-    E and Var are the batch moments per unit in training (over the positions where `mask` is
-    True when a mask is given) and moving averages at inference, like batch normalisation
-    without scale and shift. alpha is learned per unit, initialised to 0.
-    """
-
-    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-8, **kwargs):
-        super().__init__(**kwargs)
-        self.momentum = momentum
-        self.epsilon = epsilon
-
-    def build(self, input_shape):
-        units = int(input_shape[-1])
-        self.alpha = self.add_weight("alpha", (units,), initializer="zeros")
-        stat = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                    aggregation=tf.VariableAggregation.MEAN)
-        self.moving_mean = self.add_weight("moving_mean", (units,), initializer="zeros", **stat)
-        self.moving_variance = self.add_weight("moving_variance", (units,), initializer="ones",
-                                               **stat)
-        super().build(input_shape)
-
-    def call(self, inputs, training=None, mask=None):
-        if training:
-            flat = tf.reshape(inputs, [-1, tf.shape(inputs)[-1]])
-            if mask is None:
-                weight = tf.ones_like(flat[:, :1])
-            else:
-                weight = tf.reshape(tf.cast(mask, inputs.dtype), [-1, 1])
-            count = tf.maximum(tf.reduce_sum(weight), 1.0)
-            mean = tf.reduce_sum(flat * weight, axis=0) / count
-            variance = tf.reduce_sum(tf.square(flat - mean) * weight, axis=0) / count
-            self.moving_mean.assign(self.momentum * self.moving_mean
-                                    + (1 - self.momentum) * mean)
-            self.moving_variance.assign(self.momentum * self.moving_variance
-                                        + (1 - self.momentum) * variance)
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-        p = tf.sigmoid((inputs - mean) * tf.math.rsqrt(variance + self.epsilon))
-        return p * inputs + (1 - p) * self.alpha * inputs
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(momentum=self.momentum, epsilon=self.epsilon)
-        return config
-
-
-def _activation(name: str, layer_name: str) -> tf.keras.layers.Layer:
-    if name == "dice":
-        return Dice(name=layer_name)
-    if name == "prelu":
-        return tf.keras.layers.PReLU(name=layer_name)
-    raise ValueError("unknown DIN activation %r" % (name,))
+from models.dice import Dice, activation_layer as _activation  # noqa: F401  (Dice: DIN §4.3)
 
 
 class LocalActivationUnit(tf.keras.layers.Layer):

@@ -54,7 +54,11 @@ class DumnModel(CtrModel):
         self.purification = FeaturePurification(
             self.channels, c.num_heads, scale=c.attention_scale,
             scale_length=c.max_seq_len * (len(F.FEEDBACK_TYPES) if merged else 1),
-            orthogonal=c.orthogonal_mapping, name="feature_purification")
+            orthogonal=c.orthogonal_mapping, name="feature_purification",
+            attention_options=dict(
+                scorer=c.target_attention, scorer_units=c.target_attention_units,
+                pooling=c.attention_pooling, residual=c.attention_residual,
+                recency_embedding=c.recency_embedding))
         self.memories = {}
         if c.use_memory:
             groups = ({"shared": self.channels} if c.shared_memory
@@ -64,10 +68,13 @@ class DumnModel(CtrModel):
                     c.memory_slots, c.memory_dim, c.ffn_units, chans,
                     init_stddev=c.memory_init_stddev,
                     write_input_gradient=c.triplet_gradient == "full" or not c.triplet_loss,
+                    key_strength=c.memory_key_strength,
+                    key_strength_init=c.memory_key_strength_init,
                     name="memory_" + name)
         self.pair = PreferenceAwareInteraction(self.channels, c.pair_mode, c.use_memory,
                                                name="pair")
-        self.head = PredictionHead(c.prediction_units, name="prediction_head")
+        self.head = PredictionHead(c.prediction_units, activation=c.prediction_activation,
+                                   dropout=c.prediction_dropout, name="prediction_head")
         self.triplet = None
         if c.use_memory and c.triplet_loss:
             if merged:
@@ -122,7 +129,7 @@ class DumnModel(CtrModel):
         # PAIR (eq. 13-14) and prediction (eq. 15).
         r_cross = self.pair(short, reads, context=tf.concat([e_user, e_item], axis=-1))
         head_input = tf.concat([e_user, e_item, r_cross, emb["pid"], emb["price"]], axis=-1)
-        logit, probability = self.head(head_input)
+        logit, probability = self.head(head_input, training=training)
 
         # Triplet loss (eq. 17-20), only where the samples are fed (training / evaluation).
         triplet = tf.constant(0.0)

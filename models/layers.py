@@ -102,9 +102,16 @@ class FeatureEmbedding(tf.keras.layers.Layer):
             "sample_counts": {},
         }
         for f in feedback_types:
-            ids = [inputs[F.seq(f, p)] for p in F.ITEM_PARTS]
+            lengths = inputs[F.length(f)]
+            # Sequences are left-aligned (padding after the real events), so the columns past
+            # the batch's longest real history are padding only: cut them (at least one
+            # column stays). Every consumer masks padding, so results are unchanged; the
+            # short like/dislike histories cost a fraction of T.
+            width = tf.shape(inputs[F.seq(f, F.ITEM_PARTS[0])])[1]
+            keep = tf.clip_by_value(tf.cast(tf.reduce_max(lengths), tf.int32), 1, width)
+            ids = [inputs[F.seq(f, p)][:, :keep] for p in F.ITEM_PARTS]
             out["sequences"][f] = self.items(*ids)
-            out["masks"][f] = tf.sequence_mask(inputs[F.length(f)], maxlen=tf.shape(ids[0])[1])
+            out["masks"][f] = tf.sequence_mask(lengths, maxlen=keep)
         for f in sample_types:
             out["samples"][f] = self.items(*[inputs[F.sample(f, p)] for p in F.ITEM_PARTS])
             out["sample_counts"][f] = inputs[F.sample_count(f)]
@@ -134,18 +141,41 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
     the configured history length); 'sqrt_d' by sqrt(D/H), the usual Transformer scale.
     """
 
+    SCORERS = ("linear", "mlp")
+    POOLINGS = ("softmax", "sum")
+
     def __init__(self, num_heads: int, scale: str = "sqrt_T", scale_length: int = 100,
-                 **kwargs):
+                 scorer: str = "linear", scorer_units: Sequence[int] = (32,),
+                 pooling: str = "softmax", residual: bool = False,
+                 recency_embedding: bool = False, **kwargs):
         super().__init__(**kwargs)
         if scale not in ("sqrt_T", "sqrt_d"):
             raise ValueError("scale must be 'sqrt_T' or 'sqrt_d', got %r" % (scale,))
+        if scorer not in self.SCORERS:
+            raise ValueError("scorer must be one of %s, got %r" % (self.SCORERS, scorer))
+        if pooling not in self.POOLINGS:
+            raise ValueError("pooling must be one of %s, got %r" % (self.POOLINGS, pooling))
         self.num_heads = num_heads
         self.scale = scale
         self.scale_length = scale_length
-        # eq. 3 split into the three blocks of W_c (bias once).
-        self.score_user = tf.keras.layers.Dense(1, use_bias=False, name="w_c_user")
-        self.score_item = tf.keras.layers.Dense(1, use_bias=False, name="w_c_item")
-        self.score_seq = tf.keras.layers.Dense(1, use_bias=True, name="w_c_seq")
+        self.scorer = scorer
+        self.scorer_units = tuple(scorer_units)
+        self.pooling = pooling
+        self.residual = residual
+        self.recency_embedding = recency_embedding
+        if scorer == "linear":
+            # eq. 3 split into the three blocks of W_c (bias once).
+            self.score_user = tf.keras.layers.Dense(1, use_bias=False, name="w_c_user")
+            self.score_item = tf.keras.layers.Dense(1, use_bias=False, name="w_c_item")
+            self.score_seq = tf.keras.layers.Dense(1, use_bias=True, name="w_c_seq")
+        else:
+            # The fully connected scorer of DFN's released code (its `attention`, DIN's local
+            # activation unit): ReLU layers on Concat(o_j, e_item, o_j * e_item,
+            # o_j - e_item), then one unit.
+            self.score_hidden = [tf.keras.layers.Dense(u, activation="relu",
+                                                       name="w_c_hidden_%d" % i)
+                                 for i, u in enumerate(self.scorer_units)]
+            self.score_out = tf.keras.layers.Dense(1, name="w_c_out")
 
     def build(self, input_shape):
         d = int(input_shape[-1])
@@ -158,6 +188,12 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
         self.w_key = self.add_weight("w_key", shape, initializer="glorot_uniform")
         self.w_value = self.add_weight("w_value", shape, initializer="glorot_uniform")
         self.w_output = self.add_weight("w_output", (d, d), initializer="glorot_uniform")
+        if self.recency_embedding:
+            # One learned vector per recency rank (0 = the most recent event), added to the
+            # element before eq. 1, as DFN's code adds position embeddings to its histories.
+            self.recency = self.add_weight(
+                "recency", (self.scale_length, d),
+                initializer=tf.keras.initializers.RandomUniform(-0.05, 0.05))
         super().build(input_shape)
 
     def _divisor(self) -> float:
@@ -185,14 +221,41 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
         o = tf.matmul(tf.reshape(heads, [b, t, self.dim]), self.w_output)  # eq. 2
         return o, weights
 
+    def with_recency(self, sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """Adds the recency embedding of rank len-1-j at real position j (0 = most recent)."""
+        t = tf.shape(sequence)[1]
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
+        rank = tf.clip_by_value(lengths - 1 - tf.range(t)[None, :], 0, self.scale_length - 1)
+        added = tf.gather(tf.cast(self.recency, sequence.dtype), rank)
+        return sequence + added * tf.cast(mask, sequence.dtype)[..., None]
+
+    def scores(self, o: tf.Tensor, e_user: tf.Tensor, e_item: tf.Tensor) -> tf.Tensor:
+        """eq. 3: the score of each position j, [B, T] (before the mask)."""
+        if self.scorer == "linear":
+            # The user and item terms are constant over j; only the ReLU lets them matter.
+            return tf.nn.relu(self.score_seq(o)[..., 0] + self.score_user(e_user)
+                              + self.score_item(e_item))
+        target = tf.broadcast_to(e_item[:, None, :], tf.shape(o))
+        x = tf.concat([o, target, o * target, o - target], axis=-1)
+        for layer in self.score_hidden:
+            x = layer(x)
+        return self.score_out(x)[..., 0]
+
     def call(self, sequence: tf.Tensor, mask: tf.Tensor, e_user: tf.Tensor, e_item: tf.Tensor,
              return_weights: bool = False):
         """sequence [B, T, D], mask bool [B, T], e_user [B, Du], e_item [B, Di] -> f [B, D]."""
+        if self.recency_embedding:
+            sequence = self.with_recency(sequence, mask)
         o, self_weights = self.self_attention(sequence, mask)
-        # eq. 3 (the user and item terms are constant over j; ReLU makes them matter).
-        alpha = tf.nn.relu(self.score_seq(o)[..., 0] + self.score_user(e_user)
-                           + self.score_item(e_item))
-        alpha = masked_softmax(alpha, mask)  # eq. 4
+        if self.residual:
+            o = o + sequence
+        alpha = self.scores(o, e_user, e_item)
+        if self.pooling == "softmax":
+            alpha = masked_softmax(alpha, mask)  # eq. 4
+        else:
+            # DIN's pooling (and DFN's transformer's sum): unnormalised weights keep how much
+            # of the history matches the target; padding gets exactly 0.
+            alpha = alpha * tf.cast(mask, alpha.dtype)
         f = tf.einsum("bt,btd->bd", alpha, o)  # eq. 5
         if return_weights:
             return f, {"self_attention": self_weights, "target_attention": alpha, "outputs": o}
@@ -200,7 +263,9 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_heads=self.num_heads, scale=self.scale, scale_length=self.scale_length)
+        config.update(num_heads=self.num_heads, scale=self.scale, scale_length=self.scale_length,
+                      scorer=self.scorer, scorer_units=self.scorer_units, pooling=self.pooling,
+                      residual=self.residual, recency_embedding=self.recency_embedding)
         return config
 
 
@@ -244,16 +309,18 @@ class FeaturePurification(tf.keras.layers.Layer):
     PAIRS = (("click", "dislike"), ("unclick", "like"))
 
     def __init__(self, channels: Sequence[str], num_heads: int, scale: str = "sqrt_T",
-                 scale_length: int = 100, orthogonal: bool = True, **kwargs):
+                 scale_length: int = 100, orthogonal: bool = True,
+                 attention_options: Optional[Mapping[str, object]] = None, **kwargs):
         super().__init__(**kwargs)
         self.channels = tuple(channels)
         self.orthogonal = orthogonal
+        self.attention_options = dict(attention_options or {})
         if orthogonal and not all(c in self.channels for pair in self.PAIRS for c in pair):
             raise ValueError("orthogonal mapping needs the channels click, unclick, like and "
                              "dislike; got %s" % (self.channels,))
         self.attention = {c: MultiHeadInteractionAttention(
-            num_heads, scale=scale, scale_length=scale_length, name="attention_" + c)
-            for c in self.channels}
+            num_heads, scale=scale, scale_length=scale_length, name="attention_" + c,
+            **self.attention_options) for c in self.channels}
         self.mapping = OrthogonalMapping(name="orthogonal_mapping")
 
     def call(self, sequences: Mapping[str, tf.Tensor], masks: Mapping[str, tf.Tensor],
@@ -269,7 +336,8 @@ class FeaturePurification(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(channels=self.channels, orthogonal=self.orthogonal)
+        config.update(channels=self.channels, orthogonal=self.orthogonal,
+                      attention_options=self.attention_options)
         return config
 
 
@@ -308,8 +376,11 @@ class UserMemory(tf.keras.layers.Layer):
     """
 
     def __init__(self, slots: int, dim: int, controller_units: int, channels: Sequence[str],
-                 init_stddev: float = 0.1, write_input_gradient: bool = True, **kwargs):
+                 init_stddev: float = 0.1, write_input_gradient: bool = True,
+                 key_strength: bool = False, key_strength_init: float = 1.0, **kwargs):
         super().__init__(**kwargs)
+        self.key_strength = key_strength
+        self.key_strength_init = key_strength_init
         self.write_input_gradient = write_input_gradient
         self.slots = slots
         self.dim = dim
@@ -321,6 +392,13 @@ class UserMemory(tf.keras.layers.Layer):
         # read key | write key | erase | add, one Dense of width 4Z (same as four heads).
         self.controller_heads = {c: tf.keras.layers.Dense(4 * dim, name="heads_" + c)
                                  for c in self.channels}
+        if key_strength:
+            # NTM's key strengths beta_r, beta_w = softplus(.) + 1, their bias set so that
+            # they start at key_strength_init.
+            bias = math.log(math.expm1(max(key_strength_init - 1.0, 1e-3)))
+            self.strength_heads = {c: tf.keras.layers.Dense(
+                2, name="key_strength_" + c,
+                bias_initializer=tf.keras.initializers.Constant(bias)) for c in self.channels}
 
     def build(self, input_shape):
         self.memory = self.add_weight(
@@ -331,10 +409,14 @@ class UserMemory(tf.keras.layers.Layer):
         super().build(input_shape)
 
     @staticmethod
-    def address(key: tf.Tensor, memory: tf.Tensor) -> tf.Tensor:
-        """eq. 9-10: softmax over slots of cosine(key, M(j)). key [B, Z], memory [m, Z]."""
+    def address(key: tf.Tensor, memory: tf.Tensor,
+                strength: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """eq. 9-10: softmax over slots of beta * cosine(key, M(j)). key [B, Z], memory [m, Z],
+        strength beta [B, 1] (NTM's key strength; None = 1, the paper's eq. 9)."""
         similarity = tf.matmul(tf.math.l2_normalize(key, axis=-1),
                                tf.math.l2_normalize(memory, axis=-1), transpose_b=True)
+        if strength is not None:
+            similarity = similarity * strength
         return tf.nn.softmax(similarity, axis=-1)
 
     def call(self, controller_inputs: Mapping[str, tf.Tensor]) -> Dict[str, object]:
@@ -352,17 +434,24 @@ class UserMemory(tf.keras.layers.Layer):
         count = tf.constant(0.0, memory.dtype)
         for c in self.channels:
             x = controller_inputs[c]
-            heads = self.controller_heads[c](self.controller_hidden[c](x))  # eq. 8
+            hidden = self.controller_hidden[c](x)
+            heads = self.controller_heads[c](hidden)  # eq. 8
             read_key, write_key, erase, add = tf.split(heads, 4, axis=-1)
+            read_strength = write_strength = None
+            if self.key_strength:
+                strengths = tf.nn.softplus(self.strength_heads[c](hidden)) + 1.0
+                read_strength, write_strength = strengths[:, :1], strengths[:, 1:]
             if not self.write_input_gradient:
                 # Same values; the write branch (which only the triplet loss differentiates)
                 # sees its input as a constant, so L2 trains the controller but does not pull
                 # the short-term representation and e_user it reads.
-                heads = self.controller_heads[c](self.controller_hidden[c](tf.stop_gradient(x)))
-                _, write_key, erase, add = tf.split(heads, 4, axis=-1)
+                hidden = self.controller_hidden[c](tf.stop_gradient(x))
+                _, write_key, erase, add = tf.split(self.controller_heads[c](hidden), 4, axis=-1)
+                if self.key_strength:
+                    write_strength = tf.nn.softplus(self.strength_heads[c](hidden))[:, 1:] + 1.0
             erase, add = tf.sigmoid(erase), tf.tanh(add)
-            w_read = self.address(read_key, memory)  # eq. 9-10
-            w_write = self.address(write_key, memory)
+            w_read = self.address(read_key, memory, read_strength)  # eq. 9-10
+            w_write = self.address(write_key, memory, write_strength)
             out["read"][c] = tf.matmul(w_read, memory)  # eq. 11
             # eq. 12 summed over the batch: sum_b w_b (x) erase_b = W^T E.
             erase_sum += tf.matmul(w_write, erase, transpose_a=True)
@@ -384,7 +473,8 @@ class UserMemory(tf.keras.layers.Layer):
         config = super().get_config()
         config.update(slots=self.slots, dim=self.dim, controller_units=self.controller_units,
                       channels=self.channels, init_stddev=self.init_stddev,
-                      write_input_gradient=self.write_input_gradient)
+                      write_input_gradient=self.write_input_gradient,
+                      key_strength=self.key_strength, key_strength_init=self.key_strength_init)
         return config
 
 
@@ -488,27 +578,43 @@ class PreferenceAwareInteraction(tf.keras.layers.Layer):
 class PredictionHead(tf.keras.layers.Layer):
     """eq. 15: y^ = sigmoid(FFN(Concat(e_user, e_item, R_cross, ...))).
 
-    The FFN is `hidden_units` ReLU layers and a final linear unit. Returns (logit [B],
-    probability [B]); the model trains on the logit (numerically stable BCE, eq. 16).
+    The FFN is `hidden_units` layers with `activation` ('relu', or DIN's 'dice', whose batch
+    statistics normalise each layer's input; 'prelu') and a final linear unit; `dropout`
+    drops that share of each layer's input in training. Returns (logit [B], probability
+    [B]); the model trains on the logit (numerically stable BCE, eq. 16).
     """
 
-    def __init__(self, hidden_units: Sequence[int] = (512,), **kwargs):
+    def __init__(self, hidden_units: Sequence[int] = (512,), activation: str = "relu",
+                 dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
+        from models.dice import activation_layer  # local: models.dice imports no layers
+
         self.hidden_units = tuple(hidden_units)
-        self.hidden = [tf.keras.layers.Dense(u, activation="relu", name="hidden_%d" % i)
+        self.activation = activation
+        self.dropout = dropout
+        self.hidden = [tf.keras.layers.Dense(u, name="hidden_%d" % i)
                        for i, u in enumerate(self.hidden_units)]
+        self.activations = [activation_layer(activation, "activation_%d" % i)
+                            for i in range(len(self.hidden_units))]
+        self.dropouts = [tf.keras.layers.Dropout(dropout, name="dropout_%d" % i)
+                         for i in range(len(self.hidden_units) + 1)] if dropout else []
         self.output_layer = tf.keras.layers.Dense(1, name="logit")
 
-    def call(self, inputs: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def call(self, inputs: tf.Tensor, training=None) -> Tuple[tf.Tensor, tf.Tensor]:
         x = inputs
-        for layer in self.hidden:
-            x = layer(x)
+        for i, (layer, act) in enumerate(zip(self.hidden, self.activations)):
+            if self.dropouts:
+                x = self.dropouts[i](x, training=training)
+            x = act(layer(x), training=training) if self.activation == "dice" else act(layer(x))
+        if self.dropouts:
+            x = self.dropouts[-1](x, training=training)
         logit = self.output_layer(x)[:, 0]
         return logit, tf.sigmoid(logit)
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_units=self.hidden_units)
+        config.update(hidden_units=self.hidden_units, activation=self.activation,
+                      dropout=self.dropout)
         return config
 
 

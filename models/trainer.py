@@ -26,6 +26,7 @@ from models import export as model_export
 from models import features as F
 from models import preprocessing
 from models.config import ModelConfig
+from models.diagnostics import memory_diagnostics_callback
 from models.model_factory import build_compiled_model
 
 REQUIRED_SERVING_IDS = (F.USER_ID, F.ITEM_ID)
@@ -127,9 +128,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model.build_for_training(features)
     tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                  update_freq=50)
+    # Slot similarity, addressing entropy and read spread of DUMN's memories (collapse shows
+    # here), on the first training batch, every 100 steps.
+    diagnostics = memory_diagnostics_callback(fn_args.model_run_dir, features, every_steps=100)
     model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1,
               validation_data=evaluation, validation_steps=fn_args.eval_steps,
-              callbacks=[tensorboard], verbose=2)
+              callbacks=[tensorboard, diagnostics], verbose=2)
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     logging.info("run_fn: exported to %s", fn_args.serving_model_dir)
 

@@ -48,7 +48,8 @@ class PipelineConfig:
 
     # Trainer
     model: str = "dumn"                  # 'dumn' | 'din'
-    train_steps: int = 1000
+    # About one epoch of the built-in data; past it every model overfits (docs/quality.md).
+    train_steps: int = 500
     eval_steps: int = 100
     batch_size: int = 256
     model_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)

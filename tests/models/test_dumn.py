@@ -63,6 +63,21 @@ def test_padding_content_does_not_change_anything(config):
     assert not np.array_equal(x[F.seq("click", "item")], noisy[F.seq("click", "item")])
 
 
+@pytest.mark.parametrize("model_name", ["dumn", "din"])
+def test_prediction_does_not_depend_on_the_rest_of_the_batch(config, model_name):
+    """Histories are cut to the batch's longest real one (models/layers.FeatureEmbedding):
+    a short-history example scores the same alone as beside a full-length one."""
+    config = config.replace(model=model_name, recency_embedding=(model_name == "dumn"))
+    short = random_features(config, 3, seed=21, min_len=0, max_len=2)
+    full = random_features(config, 1, seed=22, min_len=config.max_seq_len)
+    both = {k: np.concatenate([short[k], full[k]]) for k in short}
+    model = build_model(config)
+    alone = model(as_tensors(short)).numpy()
+    together = model(as_tensors(both)).numpy()
+    np.testing.assert_allclose(together[:3], alone, rtol=1e-5, atol=1e-6)
+    assert model(as_tensors(full)).numpy()[0] == pytest.approx(together[3], abs=1e-6)
+
+
 def test_embedding_gradients_are_sparse(config):
     """IndexedSlices, so the optimizer updates only the rows of the batch (no O(vocab))."""
     model = build_dumn(config)

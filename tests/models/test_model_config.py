@@ -15,7 +15,15 @@ def test_paper_defaults():
     assert (c.max_seq_len, c.embedding_dim, c.ffn_units, c.memory_slots, c.memory_dim) == \
         (100, 16, 512, 256, 64)
     assert c.learning_rate == 0.005 and c.triplet_weight == 1.0
-    assert c.attention_scale == "sqrt_T" and c.triplet_sampling == "hard"
+    assert c.triplet_sampling == "hard"
+    # The readings chosen where the paper is ambiguous (docs/model.md) ...
+    assert (c.attention_scale, c.attention_residual, c.target_attention, c.attention_pooling,
+            c.memory_key_strength) == ("sqrt_d", True, "mlp", "sum", True)
+    # ... and the literal ones, one preset away.
+    literal = ModelConfig.for_ablation("LITERAL", **VOCABS)
+    assert (literal.attention_scale, literal.attention_residual, literal.target_attention,
+            literal.attention_pooling, literal.memory_key_strength) == (
+        "sqrt_T", False, "linear", "softmax", False)
     assert c.model == "dumn" and c.feedback_mode == "all4" and c.pair_mode == "pair"
     assert c.orthogonal_mapping and c.use_memory and c.triplet_loss and not c.shared_memory
     assert c.sequence_element_dim == 48 and (3 * c.embedding_dim) % c.num_heads == 0

@@ -39,30 +39,45 @@ def attention_inputs(seed=0, b=5, t=7, d=12, du=6, di=12):
 
 
 def numpy_interaction_attention(layer, seq, mask, e_user, e_item):
-    """eq. 1-5 written out per example, over the real positions only."""
+    """eq. 1-5 written out per example, over the real positions only, for every option of
+    the layer (scorer, pooling, residual, recency embedding)."""
     h, dh = layer.num_heads, layer.head_dim
     wq, wk, wv, wf = (w.numpy() for w in (layer.w_query, layer.w_key, layer.w_value,
                                            layer.w_output))
-    # eq. 3's W_c as ONE matrix on Concat(e_user, e_item, o_j).
-    w_c = np.concatenate([layer.score_user.kernel.numpy(), layer.score_item.kernel.numpy(),
-                          layer.score_seq.kernel.numpy()])[:, 0]
-    b_c = layer.score_seq.bias.numpy()[0]
     divisor = np.sqrt(layer.scale_length if layer.scale == "sqrt_T" else dh)
     out = np.zeros((seq.shape[0], seq.shape[2]), np.float64)
     for b in range(seq.shape[0]):
         real = np.flatnonzero(mask[b])
         if real.size == 0:
             continue  # empty sequence: f = 0
-        x = seq[b, real]
+        x = seq[b, real].astype(np.float64)
+        if layer.recency_embedding:
+            # rank 0 = the most recent (last real) event
+            x = x + layer.recency.numpy()[real.size - 1 - np.arange(real.size)]
         heads = []
         for i in range(h):
             e = x[:, i * dh:(i + 1) * dh]  # the h-th chunk of each element (eq. 1)
             q, k, v = e @ wq[i], e @ wk[i], e @ wv[i]
             heads.append(softmax(q @ k.T / divisor) @ v)
         o = np.concatenate(heads, axis=1) @ wf  # eq. 2
-        alpha = relu(np.stack([np.concatenate([e_user[b], e_item[b], o_j]) @ w_c + b_c
-                               for o_j in o]))  # eq. 3
-        out[b] = softmax(alpha) @ o  # eq. 4-5
+        if layer.residual:
+            o = o + x
+        if layer.scorer == "linear":
+            # eq. 3's W_c as ONE matrix on Concat(e_user, e_item, o_j).
+            w_c = np.concatenate([layer.score_user.kernel.numpy(),
+                                  layer.score_item.kernel.numpy(),
+                                  layer.score_seq.kernel.numpy()])[:, 0]
+            b_c = layer.score_seq.bias.numpy()[0]
+            alpha = relu(np.stack([np.concatenate([e_user[b], e_item[b], o_j]) @ w_c + b_c
+                                   for o_j in o]))  # eq. 3
+        else:
+            t = e_item[b]
+            z = np.stack([np.concatenate([o_j, t, o_j * t, o_j - t]) for o_j in o])
+            for dense in layer.score_hidden:
+                z = relu(z @ dense.kernel.numpy() + dense.bias.numpy())
+            alpha = (z @ layer.score_out.kernel.numpy() + layer.score_out.bias.numpy())[:, 0]
+        weights = softmax(alpha) if layer.pooling == "softmax" else alpha  # eq. 4
+        out[b] = weights @ o  # eq. 5
     return out
 
 
@@ -75,6 +90,47 @@ def test_interaction_attention_matches_numpy(scale, num_heads):
     f = layer(seq, mask, e_user, e_item).numpy()
     np.testing.assert_allclose(f, numpy_interaction_attention(layer, seq, mask, e_user, e_item),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("options", [
+    dict(scorer="mlp", scorer_units=(5,)),
+    dict(scorer="mlp", scorer_units=(6, 3), pooling="sum"),
+    dict(scorer="linear", residual=True),
+    dict(scorer="mlp", pooling="sum", residual=True, recency_embedding=True),
+])
+def test_interaction_attention_options_match_numpy(options):
+    seq, mask, e_user, e_item = attention_inputs(seed=3)
+    layer = MultiHeadInteractionAttention(num_heads=2, scale="sqrt_d", scale_length=7,
+                                          **options)
+    f = layer(seq, mask, e_user, e_item).numpy()
+    np.testing.assert_allclose(f, numpy_interaction_attention(layer, seq, mask, e_user, e_item),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_fully_connected_scorer_depends_on_the_target_and_literal_one_hardly_does():
+    """The literal eq. 3 adds e_user W_u + e_item W_i, constant over j: for the positions
+    whose score stays positive (ReLU) they cancel in eq. 4's softmax, so two targets give
+    the same weights. The fully connected scorer compares o_j with the target."""
+    rng = np.random.default_rng(4)
+    b, t, d = 1, 6, 12
+    seq = rng.normal(size=(b, t, d)).astype(np.float32)
+    mask = np.ones((b, t), bool)
+    e_user = rng.normal(size=(b, 6)).astype(np.float32)
+    targets = [seq[:, 1].copy(), seq[:, 4].copy()]  # two targets, each equal to one element
+    for scorer, same in (("linear", True), ("mlp", False)):
+        layer = MultiHeadInteractionAttention(num_heads=2, scale_length=t, scorer=scorer,
+                                              scorer_units=(16,))
+        weights = []
+        for target in targets:
+            _, w = layer(seq, mask, e_user, target, return_weights=True)
+            weights.append(w["target_attention"].numpy())
+        if scorer == "linear":
+            # make every score positive: the ReLU is then the identity and the target terms
+            # shift all scores equally
+            layer.score_seq.bias.assign([100.0])
+            weights = [layer(seq, mask, e_user, target, return_weights=True)[1][
+                "target_attention"].numpy() for target in targets]
+        assert np.allclose(weights[0], weights[1], atol=1e-6) == same, scorer
 
 
 def test_attention_puts_no_weight_on_padding():

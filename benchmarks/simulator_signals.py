@@ -1,0 +1,138 @@
+"""How strong are the signals DUMN's modules are about, in a simulated dataset?
+
+    .venv/bin/python benchmarks/simulator_signals.py            # the built-in dataset
+    .venv/bin/python benchmarks/simulator_signals.py --set num_users=6000 --set days=16
+
+Re-simulates the dataset of a SimConfig in memory (the same draws as `dumn-simulate` for the
+same settings; nothing is written) and measures, on the eval split's impressions:
+
+* AUC of the true click probability (the oracle), and of parts of the true affinity alone:
+  the long-term interest (user vector . category, and the brand term), the item's quality,
+  the price term; and the oracle with the session's short-term interest removed. These say
+  how much of the predictable signal is long-term (what UMN is about) and how much the
+  session drift carries.
+* Noise of implicit feedback that explicit feedback could correct (what feature purification
+  is about): the share of logged clicks that were accidental; for accidental vs genuine
+  clicks, how often the same user disliked an item of the same category before the click
+  (a dislike that contradicts the click) and liked one.
+* How much history lies outside the model's window: the share of eval impressions whose
+  user had more than T earlier clicks / unclicks (T = `--max-seq-len`, default 100).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import numpy as np  # noqa: E402
+
+from simulator.config import SimConfig  # noqa: E402
+from simulator.generate import (ACCIDENTAL, CLICK, DISLIKE, LIKE, PID_BIAS, UNCLICK,  # noqa: E402
+                                build_world, iterate_shards)
+from simulator.report import roc_auc  # noqa: E402
+
+
+def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
+    world = build_world(config)
+    dim = config.latent_dim
+    eval_start = config.eval_start_timestamp
+    parts = {k: [] for k in ("label", "p", "long", "brand", "quality", "price", "pid")}
+    noise = {"accidental": [0, 0, 0], "genuine": [0, 0, 0]}  # clicks, disliked cate, liked cate
+    beyond = {"click": 0, "unclick": 0}
+    eval_impressions = 0
+    clicks, accidental_clicks = 0, 0
+    for _, events, truth in iterate_shards(config, world):
+        in_eval = truth.timestamp >= eval_start
+        user, item = truth.user, truth.item
+        cate, brand = world.item_category[item], world.item_brand[item]
+        u = world.user_interest[user]
+        long_term = np.einsum("nd,nd->n", u, world.category_vectors[cate]) / math.sqrt(dim)
+        brand_term = np.where(brand >= 0, 0.5 * np.einsum(
+            "nd,nd->n", u, world.brand_vectors[np.maximum(brand, 0)]) / math.sqrt(dim), 0.0)
+        price = -world.user_price_sensitivity[user] * world.item_price_z[item]
+        for key, value in (("label", truth.label), ("p", truth.click_probability),
+                           ("long", long_term), ("brand", brand_term),
+                           ("quality", world.item_quality[item]), ("price", price),
+                           ("pid", np.asarray(PID_BIAS)[truth.pid])):
+            parts[key].append(value[in_eval])
+        eval_impressions += int(in_eval.sum())
+        clicks += int(truth.label.sum())
+        accidental_clicks += int((truth.noise == ACCIDENTAL).sum())
+
+        # Per user, in time order: did a dislike / like of the same category come earlier?
+        order = np.lexsort((events.timestamp, events.user))
+        e_user, e_cate = events.user[order], events.category[order]
+        e_fb, e_time, e_item = events.feedback[order], events.timestamp[order], events.item[order]
+        accidental_keys = {(int(a), int(b), int(c)) for a, b, c in zip(
+            truth.user[truth.noise == ACCIDENTAL], truth.timestamp[truth.noise == ACCIDENTAL],
+            truth.item[truth.noise == ACCIDENTAL])}
+        start = 0
+        while start < len(e_user):
+            stop = start
+            while stop < len(e_user) and e_user[stop] == e_user[start]:
+                stop += 1
+            disliked, liked = set(), set()
+            n_click = n_unclick = 0
+            for i in range(start, stop):
+                fb = e_fb[i]
+                if fb == CLICK and e_item[i] >= 0:
+                    kind = ("accidental" if (int(e_user[i]), int(e_time[i]), int(e_item[i]))
+                            in accidental_keys else "genuine")
+                    noise[kind][0] += 1
+                    noise[kind][1] += int(e_cate[i]) in disliked
+                    noise[kind][2] += int(e_cate[i]) in liked
+                if e_time[i] >= eval_start and fb in (CLICK, UNCLICK) and e_item[i] >= 0:
+                    beyond["click"] += n_click > max_seq_len
+                    beyond["unclick"] += n_unclick > max_seq_len
+                if fb == DISLIKE:
+                    disliked.add(int(e_cate[i]))
+                elif fb == LIKE:
+                    liked.add(int(e_cate[i]))
+                elif fb == CLICK:
+                    n_click += 1
+                elif fb == UNCLICK:
+                    n_unclick += 1
+            start = stop
+    p = {k: np.concatenate(v) for k, v in parts.items()}
+    label = p["label"]
+    static = config.click_bias + p["long"] + p["brand"] + p["quality"] + p["price"] + p["pid"]
+    return {
+        "eval_impressions": eval_impressions,
+        "auc": {
+            "oracle": roc_auc(p["p"], label),
+            "without_short_term": roc_auc(static, label),
+            "long_term_interest": roc_auc(p["long"] + p["brand"], label),
+            "item_quality": roc_auc(p["quality"], label),
+            "price": roc_auc(p["price"], label),
+        },
+        "accidental_share_of_clicks": accidental_clicks / max(clicks, 1),
+        "clicks_after_dislike_of_same_category": {
+            k: v[1] / max(v[0], 1) for k, v in noise.items()},
+        "clicks_after_like_of_same_category": {k: v[2] / max(v[0], 1) for k, v in noise.items()},
+        "eval_impressions_with_history_beyond_T": {
+            k: v / max(eval_impressions, 1) for k, v in beyond.items()},
+        "T": max_seq_len,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a SimConfig setting (repeatable), e.g. --set days=16")
+    p.add_argument("--max-seq-len", type=int, default=100)
+    args = p.parse_args(argv)
+    values = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        values[key] = json.loads(value)
+    result = measure(SimConfig(**values), args.max_seq_len)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Diagnostics of DUMN's user memories (§3.4): do the slots stay distinct, do reads differ?
+
+A memory whose slots collapse to one vector (every user reads the same "long-term
+interest") satisfies eq. 8-12 and still switches UMN off; these figures show it. They are
+computed from `model(features, return_aux=True)` on a batch of examples and reported by the
+quality benchmark (benchmarks/quality.py) and logged to TensorBoard during training
+(`MemoryDiagnosticsCallback`).
+
+Per memory (name as in `DumnModel.memories`):
+
+* `slot_cosine`: mean pairwise cosine similarity between the m slots (off-diagonal mean);
+  1.0 = every slot the same vector. Slots of (near) zero norm count as cosine 0.
+* per channel x reading / writing it:
+  - `read_entropy`, `write_entropy`: mean entropy of the addressing weights w (nats);
+    log(m) is uniform addressing (5.55 for m = 256);
+  - `read_max_weight`, `write_max_weight`: mean of the largest weight per example;
+  - `read_std`: the spread of read vectors r across users, the mean over the Z dimensions of
+    the standard deviation over examples, and that divided by the root mean square of r per
+    dimension (`read_std_relative`: 0 = every user reads the same vector, 1 = reads spread
+    around zero), and the mean pairwise cosine between the reads of different
+    examples (`read_cosine`; 1.0 = every user reads the same thing).
+"""
+import math
+import os
+from typing import Dict
+
+import numpy as np
+
+
+def _mean_pairwise_cosine(vectors: np.ndarray) -> float:
+    """Mean cosine over the pairs i != j of the rows of `vectors` [n, d] (n >= 2)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = np.where(norms > 1e-12, vectors / np.maximum(norms, 1e-12), 0.0)
+    n = len(unit)
+    if n < 2:
+        return float("nan")
+    total = unit.sum(axis=0)
+    # sum_{i,j} cos = |sum_i u_i|^2; remove the diagonal (|u_i|^2 = 1 for non-zero rows).
+    diagonal = float(np.sum(unit * unit))
+    return float((total @ total - diagonal) / (n * (n - 1)))
+
+
+def _entropy(weights: np.ndarray) -> np.ndarray:
+    w = np.clip(weights, 1e-30, 1.0)
+    return -np.sum(weights * np.log(w), axis=-1)
+
+
+def slot_cosine(memory: np.ndarray) -> float:
+    """Mean pairwise cosine between the slots (rows) of one memory [m, Z]."""
+    return _mean_pairwise_cosine(np.asarray(memory, dtype=np.float64))
+
+
+def memory_diagnostics(model, features) -> Dict[str, Dict[str, float]]:
+    """{memory name: {figure: value}} for a DUMN model on a batch of `features`.
+
+    Empty for a model without memories (DIN, DUMN-UMN).
+    """
+    memories = model.memory_variables()
+    if not memories:
+        return {}
+    out = model(features, training=False, return_aux=True)
+    report = {}
+    for name, variable in memories.items():
+        memory = variable.numpy()
+        figures = {"slot_cosine": slot_cosine(memory), "slots": float(memory.shape[0]),
+                   "uniform_entropy": math.log(memory.shape[0])}
+        memory_out = out["memory"][name]
+        for channel in memory_out["read"]:
+            prefix = "" if name == channel else channel + "_"
+            read = memory_out["read"][channel].numpy().astype(np.float64)
+            w_read = memory_out["read_weights"][channel].numpy()
+            w_write = memory_out["write_weights"][channel].numpy()
+            figures[prefix + "read_entropy"] = float(np.mean(_entropy(w_read)))
+            figures[prefix + "write_entropy"] = float(np.mean(_entropy(w_write)))
+            figures[prefix + "read_max_weight"] = float(np.mean(w_read.max(axis=-1)))
+            figures[prefix + "write_max_weight"] = float(np.mean(w_write.max(axis=-1)))
+            spread = float(np.mean(read.std(axis=0)))
+            figures[prefix + "read_std"] = spread
+            figures[prefix + "read_std_relative"] = spread / max(
+                float(np.mean(np.sqrt(np.mean(read * read, axis=0)))), 1e-12)
+            figures[prefix + "read_cosine"] = _mean_pairwise_cosine(read[:512])
+        report[name] = figures
+    return report
+
+
+def memory_diagnostics_callback(log_dir: str, features, every_steps: int = 100):
+    """A Keras callback that writes `memory_diagnostics` on `features` to TensorBoard.
+
+    Scalars `memory/<memory>/<figure>` under `log_dir`/memory, every `every_steps` training
+    steps and at the end of training; nothing for a model without memories.
+    """
+    import tensorflow as tf
+
+    class MemoryDiagnosticsCallback(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self._writer = None
+            self._step = 0
+
+        def _write(self, step):
+            report = memory_diagnostics(self.model, features)
+            if not report:
+                return
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "memory"))
+            with self._writer.as_default():
+                for name, figures in report.items():
+                    for figure, value in figures.items():
+                        tf.summary.scalar("memory/%s/%s" % (name, figure), value, step=step)
+            self._writer.flush()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._step += 1
+            if self._step % every_steps == 0:
+                self._write(self._step)
+
+        def on_train_end(self, logs=None):
+            self._write(self._step)
+
+    return MemoryDiagnosticsCallback()
