@@ -182,12 +182,9 @@ def batches(split: Split, batch_size: int, seed: int, shuffle: bool, repeat: boo
 
 
 def predict(model, split: Split, batch_size: int = 1024) -> np.ndarray:
-    import tensorflow as tf
-
-    scores = []
-    for features, _ in batches(split, batch_size, 0, shuffle=False, repeat=False):
-        scores.append(model.predict_on_batch(features))
-    del tf
+    """Click probabilities of the whole split, in order."""
+    scores = [model.predict_on_batch(features)
+              for features, _ in batches(split, batch_size, 0, shuffle=False, repeat=False)]
     return np.concatenate(scores).reshape(-1)
 
 
@@ -207,8 +204,8 @@ def train_variant(variant: str, seed: int, budget: str, data, args) -> dict:
     overrides.update(settings)
     config = ModelConfig.for_ablation(base, **overrides)
     model = build_compiled_model(config)
-    train = batches(data["train"], args.batch_size, seed, shuffle=True, repeat=True)
-    iterator = iter(train)
+    iterator = iter(batches(data["train"], args.batch_size, seed, shuffle=True, repeat=True))
+    # Variables from one batch of the same stream (a separate generator, same first batch).
     first_features, _ = next(iter(batches(data["train"], args.batch_size, seed, True, True)))
     model.build_for_training(first_features)
 
@@ -366,7 +363,6 @@ def load_data(args) -> dict:
 
     from models import features as F
     from models.preprocessing import vocabulary_sizes
-    from pipeline.results import oracle_auc  # noqa: F401  (documents where the oracle lives)
 
     pipeline_root = os.path.join(args.output_root, "pipeline")
     examples = args.examples or latest_artifact(pipeline_root, "FeedbackExampleGen", "examples")
