@@ -4,7 +4,7 @@ A memory whose slots collapse to one vector (every user reads the same "long-ter
 interest") satisfies eq. 8-12 and still switches UMN off; these figures show it. They are
 computed from `model(features, return_aux=True)` on a batch of examples and reported by the
 quality benchmark (benchmarks/quality.py) and logged to TensorBoard during training
-(`MemoryDiagnosticsCallback`).
+(`memory_diagnostics_callback`).
 
 Per memory (name as in `DumnModel.memories`):
 

@@ -68,3 +68,11 @@ def activation_layer(name: str, layer_name: str) -> tf.keras.layers.Layer:
     if name == "relu":
         return tf.keras.layers.ReLU(name=layer_name)
     raise ValueError("unknown activation %r; expected 'dice', 'prelu' or 'relu'" % (name,))
+
+
+def call_activation(layer: tf.keras.layers.Layer, x: tf.Tensor, training=None, mask=None):
+    """Applies an activation layer of `activation_layer`; Dice also gets `training` (batch or
+    moving statistics) and `mask` (the positions its batch statistics count)."""
+    if isinstance(layer, Dice):
+        return layer(x, training=training, mask=mask)
+    return layer(x)

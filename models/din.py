@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from models.base import CtrModel
 from models.config import ModelConfig
-from models.dice import Dice, activation_layer as _activation  # noqa: F401  (Dice: DIN §4.3)
+from models.dice import Dice, call_activation  # noqa: F401  (Dice: DIN §4.3)
+from models.dice import activation_layer as _activation
 
 
 class LocalActivationUnit(tf.keras.layers.Layer):
@@ -47,7 +48,7 @@ class LocalActivationUnit(tf.keras.layers.Layer):
         x = tf.concat([history, t, history - t, history * t], axis=-1)
         for dense, act in zip(self.dense, self.activations):
             x = dense(x)
-            x = act(x, training=training, mask=mask) if isinstance(act, Dice) else act(x)
+            x = call_activation(act, x, training=training, mask=mask)
         weights = self.score(x)[..., 0] * tf.cast(mask, x.dtype)  # padding gets no weight
         return tf.einsum("bt,btd->bd", weights, history), weights
 
@@ -80,7 +81,7 @@ class DinModel(CtrModel):
         x = tf.concat([emb["user"], emb["item"], interest, emb["pid"], emb["price"]], axis=-1)
         for dense, act in zip(self.hidden, self.hidden_activations):
             x = dense(x)
-            x = act(x, training=training) if isinstance(act, Dice) else act(x)
+            x = call_activation(act, x, training=training)
         logit = self.output_layer(x)[:, 0]
         return {"logit": logit, "probability": tf.sigmoid(logit), "aux_loss": tf.constant(0.0),
                 "triplet_loss": tf.constant(0.0), "memory_updates": {},

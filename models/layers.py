@@ -14,6 +14,7 @@ import legacy_keras  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from models import features as F
+from models.dice import activation_layer, call_activation
 
 # Score given to masked positions before a softmax. Finite (not -inf) so that an all-masked
 # row gives a finite uniform softmax that the mask then zeroes, instead of NaN.
@@ -587,8 +588,6 @@ class PredictionHead(tf.keras.layers.Layer):
     def __init__(self, hidden_units: Sequence[int] = (512,), activation: str = "relu",
                  dropout: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        from models.dice import activation_layer  # local: models.dice imports no layers
-
         self.hidden_units = tuple(hidden_units)
         self.activation = activation
         self.dropout = dropout
@@ -605,7 +604,7 @@ class PredictionHead(tf.keras.layers.Layer):
         for i, (layer, act) in enumerate(zip(self.hidden, self.activations)):
             if self.dropouts:
                 x = self.dropouts[i](x, training=training)
-            x = act(layer(x), training=training) if self.activation == "dice" else act(layer(x))
+            x = call_activation(act, layer(x), training=training)
         if self.dropouts:
             x = self.dropouts[-1](x, training=training)
         logit = self.output_layer(x)[:, 0]
