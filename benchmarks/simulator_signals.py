@@ -14,7 +14,8 @@ same settings; nothing is written) and measures, on the eval split's impressions
 * Noise of implicit feedback that explicit feedback could correct (what feature purification
   is about): the share of logged clicks that were accidental; for accidental vs genuine
   clicks, how often the same user disliked an item of the same category before the click
-  (a dislike that contradicts the click) and liked one.
+  (a dislike that contradicts the click) and liked one, and how often the clicked item itself
+  is disliked afterwards (the mistaken click taken back).
 * How much history lies outside the model's window: the share of eval impressions whose
   user had more than T earlier clicks / unclicks (T = `--max-seq-len`, default 100).
 """
@@ -40,7 +41,8 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
     dim = config.latent_dim
     eval_start = config.eval_start_timestamp
     parts = {k: [] for k in ("label", "p", "long", "brand", "quality", "price", "pid")}
-    noise = {"accidental": [0, 0, 0], "genuine": [0, 0, 0]}  # clicks, disliked cate, liked cate
+    # clicks, disliked cate before, liked cate before, same item disliked after
+    noise = {"accidental": [0, 0, 0, 0], "genuine": [0, 0, 0, 0]}
     beyond = {"click": 0, "unclick": 0}
     eval_impressions = 0
     clicks, accidental_clicks = 0, 0
@@ -69,6 +71,10 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
         accidental_keys = {(int(a), int(b), int(c)) for a, b, c in zip(
             truth.user[truth.noise == ACCIDENTAL], truth.timestamp[truth.noise == ACCIDENTAL],
             truth.item[truth.noise == ACCIDENTAL])}
+        last_dislike = {}  # (user, item) -> time of the latest dislike of that item
+        for i in np.flatnonzero((e_fb == DISLIKE) & (e_item >= 0)):
+            key = (int(e_user[i]), int(e_item[i]))
+            last_dislike[key] = max(last_dislike.get(key, -1), int(e_time[i]))
         start = 0
         while start < len(e_user):
             stop = start
@@ -84,6 +90,8 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
                     noise[kind][0] += 1
                     noise[kind][1] += int(e_cate[i]) in disliked
                     noise[kind][2] += int(e_cate[i]) in liked
+                    noise[kind][3] += last_dislike.get(
+                        (int(e_user[i]), int(e_item[i])), -1) > e_time[i]
                 if e_time[i] >= eval_start and fb in (CLICK, UNCLICK) and e_item[i] >= 0:
                     beyond["click"] += n_click > max_seq_len
                     beyond["unclick"] += n_unclick > max_seq_len
@@ -112,6 +120,8 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
         "clicks_after_dislike_of_same_category": {
             k: v[1] / max(v[0], 1) for k, v in noise.items()},
         "clicks_after_like_of_same_category": {k: v[2] / max(v[0], 1) for k, v in noise.items()},
+        "clicks_whose_item_is_disliked_later": {
+            k: v[3] / max(v[0], 1) for k, v in noise.items()},
         "eval_impressions_with_history_beyond_T": {
             k: v / max(eval_impressions, 1) for k, v in beyond.items()},
         "T": max_seq_len,

@@ -11,7 +11,7 @@ item_vocab_size=...)` builds one.
 """
 import dataclasses
 import json
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 MODELS = ("dumn", "din")
 ATTENTION_SCALES = ("sqrt_T", "sqrt_d")
@@ -33,6 +33,7 @@ LITERAL_READINGS: Dict[str, Any] = {
     "target_attention": "linear",     # eq. 3: one unit on Concat(e_user, e_item, o_j)
     "attention_pooling": "softmax",   # eq. 4
     "memory_key_strength": False,     # eq. 9: softmax of plain cosines
+    "memory_masked_write": False,     # eq. 12: every example writes, empty histories too
 }
 
 # The paper's ablations (§4.3, SPEC §4) as settings on top of the defaults.
@@ -114,6 +115,15 @@ class ModelConfig:
     # (a softmax of 256 cosines is nearly uniform and the slots collapse).
     memory_key_strength: bool = True
     memory_key_strength_init: float = 20.0
+    # The read key's strength at the start, when it should differ from the write key's
+    # (None = memory_key_strength_init for both). A sharp read (beta 20) settles on one slot
+    # for every user early in training, where its softmax has no gradient left to move it.
+    memory_read_strength_init: Optional[float] = None
+    # Only users with at least one event of the memory's feedback type write to it (the
+    # batch mean of eq. 12 over those writers). False = every example writes, as eq. 12 is
+    # written: most users have no like/dislike history, and their controllers' reading of an
+    # empty sequence, written batch after batch, pulls M_l and M_d's slots together.
+    memory_masked_write: bool = True
     num_triplet_samples: int = 5  # K samples per feedback type
     triplet_margin: float = 0.2  # eq. 17 margin (not stated in the paper)
     triplet_weight: float = 1.0  # lambda in L = L1 + lambda * L2 (paper: 1)
@@ -123,6 +133,10 @@ class ModelConfig:
     # the attention layers and e_user are learned by the CTR loss alone. 'full': everywhere.
     # See docs/model.md for why 'write_path' is the default.
     triplet_gradient: str = "write_path"
+    # The read r_x (eq. 11) as a second anchor of eq. 17 beside q_x (eq. 18): what a user
+    # reads must also lie nearer their own positive samples than the negatives, so that the
+    # read carries that user's long-term preference into PAIR. False = eq. 18's anchor only.
+    triplet_on_read: bool = False
     learning_rate: float = 0.005
     # 'lazy_adam' = Adam whose moments and rows move only where an embedding row got a
     # gradient (no O(vocab) work per step); 'adam' = tf.keras Adam (dense moment decay).
@@ -204,6 +218,9 @@ class ModelConfig:
                           % (self.memory_key_strength_init,))
         if not self.learning_rate > 0:
             errors.append("learning_rate=%r, expected > 0" % (self.learning_rate,))
+        if self.memory_read_strength_init is not None and not self.memory_read_strength_init >= 1.0:
+            errors.append("memory_read_strength_init=%r, expected >= 1 or null"
+                          % (self.memory_read_strength_init,))
         if self.memory_init_stddev == 0:
             errors.append("memory_init_stddev=0 makes cosine addressing (eq. 10) undefined")
         if isinstance(self.num_heads, int) and self.num_heads >= 1 and \
@@ -276,6 +293,47 @@ class ModelConfig:
         return cls(**dict(values))
 
     @classmethod
+    def coerce_overrides(cls, overrides: Mapping[str, Any]) -> Dict[str, Any]:
+        """Settings as a user wrote them (CLI text, JSON or YAML values) -> typed values.
+
+        Each value is checked against its field's type: a bool takes true/false in any case
+        (not 0/1, not "yes"), an int an integer, a float a number, a tuple a JSON list or
+        comma-separated integers, an optional number also null/none. Unknown keys and values
+        of the wrong type raise one ValueError that names every offending setting; the
+        ranges and choices are then checked by `validate` (see `check_overrides`).
+        """
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        typed, errors = {}, []
+        for key, value in overrides.items():
+            if key not in fields:
+                errors.append("unknown setting %r (valid: %s)" % (key, ", ".join(sorted(fields))))
+                continue
+            try:
+                typed[key] = _coerce(fields[key], value)
+            except ValueError as e:
+                errors.append("%s=%r: %s" % (key, value, e))
+        if errors:
+            raise ValueError("invalid model override: " + "; ".join(errors))
+        return typed
+
+    @classmethod
+    def check_overrides(cls, overrides: Mapping[str, Any], **base) -> Dict[str, Any]:
+        """`coerce_overrides`, then the whole configuration (defaults + `base` + overrides,
+        with placeholder vocabulary sizes) through `validate`; returns the typed overrides.
+        Meant to run before a pipeline starts, so that a bad setting fails in seconds."""
+        typed = cls.coerce_overrides(overrides)
+        placeholders = {name: 2 for name in ("item_vocab_size", "cate_vocab_size",
+                                             "brand_vocab_size", "user_vocab_size",
+                                             "pid_vocab_size")}
+        try:
+            cls(**{**placeholders, **base, **typed})
+        except ValueError as e:
+            message = "; ".join(line.strip(" -") for line in str(e).splitlines()
+                                if line.strip(" -") and not line.startswith("Invalid"))
+            raise ValueError("invalid model override: %s" % (message or e,)) from None
+        return typed
+
+    @classmethod
     def from_json(cls, text: str) -> "ModelConfig":
         return cls.from_dict(json.loads(text))
 
@@ -290,3 +348,66 @@ class ModelConfig:
 
     def replace(self, **values) -> "ModelConfig":
         return dataclasses.replace(self, **values)
+
+
+def _coerce(annotation, value):
+    """One setting's value, typed by its dataclass field's annotation (see coerce_overrides)."""
+    import typing
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Union and type(None) in args:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("null", "none")):
+            return None
+        (annotation,) = [a for a in args if a is not type(None)]
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    text = value.strip() if isinstance(value, str) else None
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if text is not None and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise ValueError("expected true or false")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if text is not None:
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        raise ValueError("expected an integer")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if text is not None:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        raise ValueError("expected a number")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("expected a string")
+    if origin in (tuple, list):
+        items = value
+        if text is not None:
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError:
+                items = [part for part in text.strip("()[]").split(",") if part.strip()]
+        if not isinstance(items, (list, tuple)):
+            items = [items]
+        try:
+            return tuple(_coerce(int, item) for item in items)
+        except ValueError:
+            raise ValueError("expected a list of integers, e.g. [200, 80]") from None
+    if origin is dict:
+        if text is not None:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("expected a JSON object") from None
+        if isinstance(value, dict):
+            return {str(k): _coerce(int, v) for k, v in value.items()}
+        raise ValueError("expected a JSON object")
+    return value

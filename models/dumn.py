@@ -70,6 +70,7 @@ class DumnModel(CtrModel):
                     write_input_gradient=c.triplet_gradient == "full" or not c.triplet_loss,
                     key_strength=c.memory_key_strength,
                     key_strength_init=c.memory_key_strength_init,
+                    read_strength_init=c.memory_read_strength_init,
                     name="memory_" + name)
         self.pair = PreferenceAwareInteraction(self.channels, c.pair_mode, c.use_memory,
                                                name="pair")
@@ -114,15 +115,18 @@ class DumnModel(CtrModel):
         short = fp["purified"]
 
         # User memory (eq. 8-12), reading the memory as it stood before this batch.
-        reads, anchors, updates, memory_outputs = None, {}, {}, {}
+        reads, anchors, read_anchors, updates, memory_outputs = None, {}, {}, {}, {}
         if self.memories:
             reads = {}
             for name, memory in self.memories.items():
                 controller_inputs = {ch: tf.concat([short[ch], e_user], axis=-1)  # eq. 8
                                      for ch in memory.channels}
-                out = memory(controller_inputs)
+                writers = ({ch: tf.reduce_any(masks[ch], axis=1) for ch in memory.channels}
+                           if c.memory_masked_write else None)
+                out = memory(controller_inputs, writers=writers)
                 reads.update(out["read"])
                 anchors.update(out["anchor"])
+                read_anchors.update(out["read_anchor"])
                 updates[name] = out["new_memory"]
                 memory_outputs[name] = out
 
@@ -142,6 +146,9 @@ class DumnModel(CtrModel):
                 # shapes the memory write (controller, W_s), not the shared item tables.
                 samples = {t: tf.stop_gradient(s) for t, s in samples.items()}
             triplet = self.triplet(anchors, samples, emb["sample_counts"], seed=triplet_seed)
+            if c.triplet_on_read:
+                triplet += self.triplet(read_anchors, samples, emb["sample_counts"],
+                                        seed=triplet_seed + tf.constant([0, 1], tf.int64))
         return {
             "logit": logit,
             "probability": probability,

@@ -356,6 +356,7 @@ class UserMemory(tf.keras.layers.Layer):
     Read   (eq. 9-11): w^r(j) = softmax_j cos(k^r, M(j)),  r = sum_j w^r(j) M(j)  -> [B, Z]
     Write  (eq. 12):   w^w = softmax_j cos(k^w, M(j)),
                        M'_b = (1 - w^w_b (x) erase_b) . M + w^w_b (x) add_b
+                       (only the examples marked in `writers` write, when it is given)
     Anchor (eq. 18):   q_b = sum_j w^w_b(j) M'_b(j)  (from the written memory, so the write
                        head, erase and add receive gradient from the triplet loss)
 
@@ -378,10 +379,12 @@ class UserMemory(tf.keras.layers.Layer):
 
     def __init__(self, slots: int, dim: int, controller_units: int, channels: Sequence[str],
                  init_stddev: float = 0.1, write_input_gradient: bool = True,
-                 key_strength: bool = False, key_strength_init: float = 1.0, **kwargs):
+                 key_strength: bool = False, key_strength_init: float = 1.0,
+                 read_strength_init: Optional[float] = None, **kwargs):
         super().__init__(**kwargs)
         self.key_strength = key_strength
         self.key_strength_init = key_strength_init
+        self.read_strength_init = read_strength_init
         self.write_input_gradient = write_input_gradient
         self.slots = slots
         self.dim = dim
@@ -395,8 +398,11 @@ class UserMemory(tf.keras.layers.Layer):
                                  for c in self.channels}
         if key_strength:
             # NTM's key strengths beta_r, beta_w = softplus(.) + 1, their bias set so that
-            # they start at key_strength_init.
-            bias = math.log(math.expm1(max(key_strength_init - 1.0, 1e-3)))
+            # they start at key_strength_init (the read's at read_strength_init when given).
+            def inverse_softplus(beta):
+                return math.log(math.expm1(max(beta - 1.0, 1e-3)))
+            read_init = key_strength_init if read_strength_init is None else read_strength_init
+            bias = [inverse_softplus(read_init), inverse_softplus(key_strength_init)]
             self.strength_heads = {c: tf.keras.layers.Dense(
                 2, name="key_strength_" + c,
                 bias_initializer=tf.keras.initializers.Constant(bias)) for c in self.channels}
@@ -420,16 +426,23 @@ class UserMemory(tf.keras.layers.Layer):
             similarity = similarity * strength
         return tf.nn.softmax(similarity, axis=-1)
 
-    def call(self, controller_inputs: Mapping[str, tf.Tensor]) -> Dict[str, object]:
+    def call(self, controller_inputs: Mapping[str, tf.Tensor],
+             writers: Optional[Mapping[str, tf.Tensor]] = None) -> Dict[str, object]:
         """controller_inputs {channel: Concat(f^o, e_user) [B, *]} ->
 
         {'read': {c: r [B, Z]}, 'read_weights': {c: [B, m]}, 'write_weights': {c: [B, m]},
          'erase': {c: [B, Z]}, 'add': {c: [B, Z]}, 'anchor': {c: q [B, Z]},
-         'new_memory': [m, Z]}
+         'read_anchor': {c: r [B, Z]}, 'new_memory': [m, Z]}
+
+        `writers` {channel: bool [B]} (optional): which examples write (eq. 12). The model
+        passes "has at least one event of this feedback type", so that a user with an empty
+        like history does not write the controller's reading of an empty sequence into M_l;
+        the batch mean is then taken over the writers only, and a batch without a writer
+        leaves the memory as it was. None = every example writes (eq. 12 as written).
         """
         memory = tf.convert_to_tensor(self.memory)  # the memory before this batch
         out = {k: {} for k in ("read", "read_weights", "write_weights", "erase", "add",
-                               "anchor")}
+                               "anchor", "read_anchor")}
         erase_sum = tf.zeros_like(memory)
         add_sum = tf.zeros_like(memory)
         count = tf.constant(0.0, memory.dtype)
@@ -442,22 +455,35 @@ class UserMemory(tf.keras.layers.Layer):
             if self.key_strength:
                 strengths = tf.nn.softplus(self.strength_heads[c](hidden)) + 1.0
                 read_strength, write_strength = strengths[:, :1], strengths[:, 1:]
+            anchor_key, anchor_strength = read_key, read_strength
             if not self.write_input_gradient:
                 # Same values; the write branch (which only the triplet loss differentiates)
                 # sees its input as a constant, so L2 trains the controller but does not pull
                 # the short-term representation and e_user it reads.
                 hidden = self.controller_hidden[c](tf.stop_gradient(x))
-                _, write_key, erase, add = tf.split(self.controller_heads[c](hidden), 4, axis=-1)
+                anchor_key, write_key, erase, add = tf.split(
+                    self.controller_heads[c](hidden), 4, axis=-1)
                 if self.key_strength:
-                    write_strength = tf.nn.softplus(self.strength_heads[c](hidden))[:, 1:] + 1.0
+                    strengths = tf.nn.softplus(self.strength_heads[c](hidden)) + 1.0
+                    anchor_strength, write_strength = strengths[:, :1], strengths[:, 1:]
             erase, add = tf.sigmoid(erase), tf.tanh(add)
             w_read = self.address(read_key, memory, read_strength)  # eq. 9-10
             w_write = self.address(write_key, memory, write_strength)
             out["read"][c] = tf.matmul(w_read, memory)  # eq. 11
+            # The read again, for the triplet loss on the read (same value; under
+            # write_input_gradient=False its gradient stops at the controller's input).
+            out["read_anchor"][c] = (out["read"][c] if anchor_key is read_key else tf.matmul(
+                self.address(anchor_key, memory, anchor_strength), memory))
             # eq. 12 summed over the batch: sum_b w_b (x) erase_b = W^T E.
-            erase_sum += tf.matmul(w_write, erase, transpose_a=True)
-            add_sum += tf.matmul(w_write, add, transpose_a=True)
-            count += tf.cast(tf.shape(w_write)[0], memory.dtype)
+            if writers is not None and c in writers:
+                weight = tf.cast(writers[c], memory.dtype)[:, None]
+                writing = w_write * weight
+                count += tf.reduce_sum(weight)
+            else:
+                writing = w_write
+                count += tf.cast(tf.shape(w_write)[0], memory.dtype)
+            erase_sum += tf.matmul(writing, erase, transpose_a=True)
+            add_sum += tf.matmul(writing, add, transpose_a=True)
             # eq. 18 with M'_b of eq. 12, in closed form.
             w2 = tf.square(w_write)
             out["anchor"][c] = (tf.matmul(w_write, memory) - erase * tf.matmul(w2, memory)
@@ -466,7 +492,7 @@ class UserMemory(tf.keras.layers.Layer):
             out["write_weights"][c] = w_write
             out["erase"][c] = erase
             out["add"][c] = add
-        count = tf.maximum(count, 1.0)
+        count = tf.maximum(count, 1.0)  # no writer: erase_sum = add_sum = 0, M unchanged
         out["new_memory"] = memory * (1.0 - erase_sum / count) + add_sum / count
         return out
 
@@ -475,7 +501,8 @@ class UserMemory(tf.keras.layers.Layer):
         config.update(slots=self.slots, dim=self.dim, controller_units=self.controller_units,
                       channels=self.channels, init_stddev=self.init_stddev,
                       write_input_gradient=self.write_input_gradient,
-                      key_strength=self.key_strength, key_strength_init=self.key_strength_init)
+                      key_strength=self.key_strength, key_strength_init=self.key_strength_init,
+                      read_strength_init=self.read_strength_init)
         return config
 
 

@@ -10,6 +10,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from components import beam_fixes
+from models.config import ModelConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
@@ -41,6 +42,8 @@ class PipelineConfig:
     num_samples: int = 5                 # K
     eval_days: int = 1
     max_bad_row_fraction: float = 0.01
+    # Run without log-like files whose names match no file of the layout (else: fail).
+    ignore_unknown_files: bool = False
     seed: int = 7
 
     # Transform
@@ -84,6 +87,14 @@ class PipelineConfig:
             errors.append("layout must be 'auto', 'canonical' or 'tianchi'")
         if self.model not in ("dumn", "din"):
             errors.append("model must be 'dumn' or 'din'")
+        try:
+            # Keys, types and ranges of the model settings, before any component runs (the
+            # Trainer would otherwise find a bad one minutes into the run).
+            self.model_overrides = ModelConfig.check_overrides(
+                self.model_overrides, model=self.model, max_seq_len=self.max_seq_len,
+                num_triplet_samples=self.num_samples)
+        except ValueError as e:
+            errors.append(str(e))
         try:
             beam_fixes.check_beam_args(self.beam_pipeline_args)
         except beam_fixes.UnsafeBeamArgsError as e:

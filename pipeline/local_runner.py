@@ -46,14 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auc-max-regression", type=float, default=d.auc_max_regression,
                    help="allowed AUC drop below the latest blessed model")
     p.add_argument("--max-bad-row-fraction", type=float, default=d.max_bad_row_fraction)
+    p.add_argument("--ignore-unknown-files", action="store_true",
+                   help="run without log-like files (.csv, .gz, .bz2, ...) under --data whose "
+                        "names match no file of the layout; without it such files fail the "
+                        "run (they are listed in the log report either way)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--profile-fields", help="comma-separated profile columns of users.csv the "
                                             "schema should expect (default: the public data's)")
     p.add_argument("--pid-values", help="comma-separated pid values the schema should accept; "
                                         "'' (empty) accepts any pid")
-    p.add_argument("--model-override", action="append", default=[], metavar="KEY=JSON",
+    p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
                    help="a ModelConfig setting, e.g. --model-override orthogonal_mapping=false "
-                        "(repeatable)")
+                        "(repeatable); the value is read as the setting's type (booleans: "
+                        "true/false in any case; lists: [200,80] or 200,80) and the whole "
+                        "model configuration is checked before the run starts")
     p.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
                    help="a Beam pipeline argument for the data components (repeatable); "
                         "default: %s" % " ".join(d.beam_pipeline_args))
@@ -87,6 +93,7 @@ def config_from_args(args) -> PipelineConfig:
         eval_steps=args.eval_steps, batch_size=args.batch_size, model=args.model,
         auc_floor=args.auc_floor, auc_max_regression=args.auc_max_regression,
         max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
+        ignore_unknown_files=args.ignore_unknown_files,
         model_overrides=parse_overrides(args.model_override),
         schema_profile_fields=(args.profile_fields.split(",")
                                if args.profile_fields is not None else None),
@@ -98,10 +105,25 @@ def config_from_args(args) -> PipelineConfig:
 
 
 def ensure_simulated_data(data_root: str) -> None:
-    if os.path.exists(os.path.join(data_root, "simulation.json")):
-        return
+    """Simulates the built-in dataset into data_root unless it holds one made with today's
+    default SimConfig (a folder simulated by an older version is simulated again, so that
+    the data always matches the code and the README's figures)."""
+    import json
+
     from simulator.config import SimConfig
-    from simulator.dataset import write_dataset
+    from simulator.dataset import REPORT_FILE, write_dataset
+    report_path = os.path.join(data_root, REPORT_FILE)
+    if os.path.exists(report_path):
+        with open(report_path) as f:
+            stored = json.load(f).get("config")
+        if stored == SimConfig().to_dict():
+            return
+        logger.warning("%s was simulated with other settings than today's defaults: "
+                       "simulating the built-in dataset again", data_root)
+        for name in os.listdir(data_root):
+            path = os.path.join(data_root, name)
+            if os.path.isfile(path):
+                os.remove(path)
     logger.info("no --data given: simulating the built-in dataset into %s", data_root)
     report = write_dataset(SimConfig(), data_root, progress=logger.info)
     print(report.format(), flush=True)

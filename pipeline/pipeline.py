@@ -69,7 +69,8 @@ def create_components(config: PipelineConfig, schema_file: str) -> List:
     example_gen = FeedbackExampleGen(
         input_base=config.data_root, layout=config.layout, max_seq_len=config.max_seq_len,
         num_samples=config.num_samples, eval_days=config.eval_days, seed=config.seed,
-        max_bad_row_fraction=config.max_bad_row_fraction)
+        max_bad_row_fraction=config.max_bad_row_fraction,
+        ignore_unknown_files=config.ignore_unknown_files)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(

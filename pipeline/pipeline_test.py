@@ -1,4 +1,6 @@
 """The DAG's shape: what feeds what, the gate, the Evaluator's blessing rule, Beam args."""
+import re
+
 import pytest
 import tensorflow_model_analysis as tfma
 
@@ -104,3 +106,51 @@ def test_configuration_errors_are_clear():
     # Beam's multi_threading mode loses elements (components/beam_fixes.py): refused up front.
     with pytest.raises(ValueError, match="multi_threading is refused"):
         PipelineConfig(beam_pipeline_args=["--direct_running_mode=multi_threading"])
+
+
+def test_model_overrides_are_typed_by_the_model_configuration():
+    # Python spelling of a boolean: it must switch orthogonal mapping off, not become the
+    # (truthy) string "False".
+    config = PipelineConfig(model_overrides={"orthogonal_mapping": "False",
+                                             "memory_slots": "64", "prediction_units": "200,80",
+                                             "learning_rate": "1e-3"})
+    assert config.model_overrides == {"orthogonal_mapping": False, "memory_slots": 64,
+                                      "prediction_units": (200, 80), "learning_rate": 0.001}
+    assert config.trainer_custom_config()["model_config"]["orthogonal_mapping"] is False
+    for overrides, message in [
+            ({"orthogonal_mapping": "0"}, "orthogonal_mapping='0': expected true or false"),
+            ({"orthogonal_mapping": "yes"}, "expected true or false"),
+            ({"memory_slot": 64}, "unknown setting 'memory_slot'"),
+            ({"memory_slots": "many"}, "memory_slots='many': expected an integer"),
+            ({"memory_slots": 0}, "memory_slots=0"),
+            ({"attention_scale": "sqrt_x"}, "attention_scale='sqrt_x', expected one of"),
+            ({"use_memory": False}, "triplet_loss=True needs use_memory=True")]:
+        with pytest.raises(ValueError, match=re.escape(message)) as caught:
+            PipelineConfig(model_overrides=overrides)
+        assert "\n" not in str(caught.value)  # one line
+
+
+def test_local_cli_refuses_a_bad_override_before_running(capsys):
+    from pipeline import local_runner
+    assert local_runner.main(["--model-override", "orthogonal_mapping=nope",
+                              "--output-root", "/nonexistent/never-created"]) == 2
+    err = capsys.readouterr().err
+    assert "orthogonal_mapping='nope': expected true or false" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_undefined_metrics_print_as_not_available():
+    from pipeline.results import RunResult
+    result = RunResult(
+        executed=["Evaluator"], seconds={"Evaluator": 3.0},
+        metrics={"auc": 0.0, "calibration": float("nan"), "mean_label": 0.0,
+                 "example_count": 1.0},
+        slices={"pid=a": {"auc": 0.0, "mean_label": 0.0, "example_count": 4},
+                "pid=b": {"auc": 0.71234, "mean_label": 0.2, "example_count": 9}},
+        blessed=False, pushed=False, pushed_destination=None, model_uri=None)
+    text = result.format(oracle_auc=0.8)
+    assert "eval AUC n/a" in text and "oracle" not in text  # one label only: no AUC
+    assert "calibration      n/a" in text
+    assert "slice pid=a                    AUC n/a  n=4" in text
+    assert "slice pid=b                    AUC 0.7123  n=9" in text
+    assert "0.0000" not in text.split("mean_label")[0]

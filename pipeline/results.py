@@ -1,6 +1,7 @@
 """What a pipeline run produced, read back from ML Metadata: eval metrics, blessing, push."""
 import dataclasses
 import json
+import math
 import os
 from typing import Dict, List, Optional
 
@@ -23,26 +24,45 @@ class RunResult:
     def format(self, oracle_auc: Optional[float] = None) -> str:
         lines = ["components run: %s" % ", ".join(
             "%s (%.0f s)" % (name, self.seconds.get(name, 0)) for name in self.executed)]
-        auc = self.metrics.get("auc")
-        if auc is not None:
-            line = "eval AUC %.4f" % auc
-            if oracle_auc:
+        auc = _defined_auc(self.metrics)
+        if "auc" in self.metrics:
+            line = "eval AUC %s" % _number(auc)
+            if oracle_auc and auc is not None:
                 line += "   oracle AUC %.4f   (%.1f%% of the oracle)" % (
                     oracle_auc, 100 * auc / oracle_auc)
             lines.append(line)
         for name in ("logloss", "calibration", "mean_label", "mean_prediction", "example_count"):
             if name in self.metrics:
-                lines.append("  %-16s %.4f" % (name, self.metrics[name]))
+                lines.append("  %-16s %s" % (name, _number(self.metrics[name])))
         for slice_name, values in sorted(self.slices.items()):
             if "auc" in values:
-                lines.append("  slice %-24s AUC %.4f  n=%d" % (
-                    slice_name, values["auc"], values.get("example_count", 0)))
+                lines.append("  slice %-24s AUC %s  n=%d" % (
+                    slice_name, _number(_defined_auc(values)), values.get("example_count", 0)))
         lines.append("blessed: %s" % ("yes" if self.blessed else "no"))
         if self.pushed:
             lines.append("pushed to: %s" % self.pushed_destination)
         else:
             lines.append("pushed: no (the model was not blessed)")
         return "\n".join(lines)
+
+
+def _number(value: Optional[float]) -> str:
+    """A metric for the console: 4 decimals, or n/a where it is undefined (None, nan, inf)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return "%.4f" % value
+
+
+def _defined_auc(metrics: Dict[str, float]) -> Optional[float]:
+    """The AUC, or None when it is undefined: no example, or only one label in the data
+    (TFMA then reports 0 or 1, which would read as a real figure)."""
+    auc = metrics.get("auc")
+    mean_label = metrics.get("mean_label")
+    if auc is None or metrics.get("example_count", 1) == 0:
+        return None
+    if mean_label is not None and (mean_label <= 0.0 or mean_label >= 1.0):
+        return None
+    return auc
 
 
 def _store(metadata_path: str) -> metadata_store.MetadataStore:

@@ -46,6 +46,10 @@ class SimConfig:
     # Explicit feedback: precise and rare.
     like_rate: float = 0.35      # max P(like | intended click), reached on high-affinity items
     dislike_rate: float = 0.04   # max P(dislike | unclicked impression), reached on low affinity
+    # max P(dislike | accidental click), reached on low affinity: a user who clicked by
+    # mistake lands on an item they do not want and says so ("not interested"). This is the
+    # explicit feedback that tells a noisy click from a genuine one (the paper's §1).
+    accidental_dislike_rate: float = 0.5
     # Data quality of the profile table (mirrors the public data's gaps).
     missing_profile_rate: float = 0.05   # users with no row in users.csv
     empty_pvalue_rate: float = 0.3       # users whose pvalue_level is empty
@@ -69,6 +73,7 @@ class SimConfig:
             raise ValueError("sessions_per_day must be > 0 and impressions_per_session >= 1")
         rates = ["segment_weight", "short_term_persistence", "popularity_share",
                  "accidental_click_rate", "missed_click_rate", "like_rate", "dislike_rate",
+                 "accidental_dislike_rate",
                  "missing_profile_rate", "empty_pvalue_rate", "missing_brand_rate"]
         for name in rates:
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -22,7 +22,8 @@ Generative story, per user:
   p = σ(bias + a)·(1 − missed) + (1 − σ(bias + a))·accidental is the ground truth.
 * Explicit feedback is precise and rare: a like (buy/cart/favourite) follows an intended click
   with probability like_rate·σ(2(a − 1)); a dislike follows an unclicked impression with
-  probability dislike_rate·σ(2(−a − 1)).
+  probability dislike_rate·σ(2(−a − 1)); an accidental click is followed by a dislike with
+  probability accidental_dislike_rate·σ(−2a) (the mistaken click the user takes back).
 * Category-level clicks with no item id (browsing a category) add history-only events.
 """
 import dataclasses
@@ -310,7 +311,11 @@ def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: 
 
     # Explicit feedback, a little after the impression.
     like = intent & ~missed & (rng.random(num_imp) < config.like_rate * _sigmoid(2 * (affinity - 1)))
-    dislike = ~clicked & (rng.random(num_imp) < config.dislike_rate * _sigmoid(2 * (-affinity - 1)))
+    dislike_draw = rng.random(num_imp)
+    dislike = np.where(accidental,
+                       dislike_draw < config.accidental_dislike_rate * _sigmoid(-2 * affinity),
+                       ~clicked & (dislike_draw < config.dislike_rate
+                                   * _sigmoid(2 * (-affinity - 1))))
     delay = 1 + np.floor(rng.exponential(30.0, size=num_imp)).astype(np.int64)
 
     # Category-level clicks (no item id) during the session.

@@ -35,6 +35,7 @@ class LogFiles(NamedTuple):
     layout: str
     files: Dict[str, List[str]]        # kind -> paths
     headers: Dict[str, bytes]          # path -> header line
+    unread: Dict[str, str] = {}        # path -> why the file is not read
 
     @property
     def profile_fields(self) -> Tuple[str, ...]:
@@ -46,11 +47,86 @@ class LogFiles(NamedTuple):
         return tuple(fields)
 
 
-def discover(input_base: str, layout: str = "auto") -> LogFiles:
-    """Lists the log files under `input_base` and reads their headers; fails clearly if none."""
-    pattern = input_base.rstrip("/") + "/*"
+class BadInputFileError(ValueError):
+    """A file of the input cannot be read whole (a truncated or corrupt archive), or the
+    folder holds log-like files the run would not read."""
+
+
+def verify_compressed(path: str, chunk_bytes: int = 1 << 20) -> None:
+    """Decompresses a .gz / .bz2 file to its end (output discarded); raises
+    BadInputFileError naming the file and the compressed byte offset when the stream is
+    corrupt or stops before its end marker. Beam's reader stops quietly at a cut-off
+    stream, so without this a truncated archive would lose its tail without a bad row.
+    Multi-member gzip files (concatenated archives) are accepted."""
+    import bz2
+    import zlib
+
+    from apache_beam.io.filesystem import CompressionTypes
+    lower = path.lower()
+    if lower.endswith(".gz"):
+        kind, new = "gzip", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif lower.endswith(".bz2"):
+        kind, new = "bzip2", bz2.BZ2Decompressor
+    else:
+        return
+    offset, in_stream, decompressor = 0, False, new()
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        while True:
+            data = f.read(chunk_bytes)
+            if not data:
+                break
+            while data:
+                if not in_stream and not data.strip(b"\0"):
+                    offset += len(data)  # zero padding after the last member
+                    break
+                try:
+                    decompressor.decompress(data)
+                except (zlib.error, OSError, EOFError) as error:
+                    raise BadInputFileError(
+                        "%s: corrupt %s data near compressed byte %d (%s); the file cannot be "
+                        "read to its end: replace it or remove it from the data folder"
+                        % (path, kind, offset, error)) from None
+                if decompressor.eof:
+                    rest = decompressor.unused_data
+                    offset += len(data) - len(rest)
+                    data, in_stream, decompressor = rest, False, new()
+                else:
+                    offset += len(data)
+                    data, in_stream = b"", True
+    if in_stream:
+        raise BadInputFileError(
+            "%s: truncated %s file: the compressed stream stops at byte %d before its end "
+            "marker, so its last lines are missing; copy the file again (or remove it)"
+            % (path, kind, offset))
+
+
+def _unread_reason(path: str, layout: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    if base.startswith((".", "_")):
+        return "hidden or marker file"
+    for pattern, reason in readers.KNOWN_NON_LOGS:
+        if pattern.match(base):
+            return reason
+    if readers.LOG_LIKE_NAME.search(base):
+        return "looks like a log but matches no file of the %s layout (%s)" % (
+            layout, readers.expected_names(layout))
+    return "not a log file of the %s layout" % layout
+
+
+def discover(input_base: str, layout: str = "auto",
+             ignore_unknown_files: bool = False) -> LogFiles:
+    """Lists the log files under `input_base` (recursively: date partitions such as
+    day=2017-05-06/events.csv are read), reads their headers and checks that every
+    compressed file can be read to its end. Every file that is not read is returned in
+    `unread` with its reason; a log-like file (.csv, .gz, .bz2, ...) that matches no role
+    of the layout is an error unless `ignore_unknown_files`. Fails clearly if nothing is left.
+    """
+    pattern = input_base.rstrip("/") + "/**"
     matches = FileSystems.match([pattern])[0].metadata_list
-    paths = sorted(m.path for m in matches if m.size_in_bytes > 0)
+    unread = {m.path: "empty file" for m in matches if m.size_in_bytes == 0}
+    candidates = sorted(m.path for m in matches if m.size_in_bytes > 0)
+    paths = [p for p in candidates
+             if not p.rsplit("/", 1)[-1].startswith((".", "_"))]
     if not paths:
         raise ValueError("no files found under %s" % input_base)
     if layout == "auto":
@@ -59,15 +135,30 @@ def discover(input_base: str, layout: str = "auto") -> LogFiles:
         raise ValueError("unknown layout %r; expected 'auto', %s"
                          % (layout, ", ".join(repr(k) for k in readers.LAYOUTS)))
     files = readers.classify_files(layout, paths)
+    classified = {p for kind_paths in files.values() for p in kind_paths}
+    for path in candidates:
+        if path not in classified:
+            unread[path] = _unread_reason(path, layout)
+    unknown_logs = sorted(p for p, why in unread.items() if why.startswith("looks like a log"))
+    if unknown_logs and not ignore_unknown_files:
+        raise BadInputFileError(
+            "%d file(s) under %s look like logs but match no file of the %s layout, so they "
+            "would not be read: %s. Expected names: %s. Rename them, move them out, or pass "
+            "--ignore-unknown-files to run without them."
+            % (len(unknown_logs), input_base, layout, ", ".join(unknown_logs),
+               readers.expected_names(layout)))
     for kind in readers.REQUIRED_KINDS[layout]:
         if not files[kind]:
             raise ValueError("the %s layout needs %s files under %s" % (layout, kind, input_base))
     headers = {}
     for kind_paths in files.values():
         for path in kind_paths:
+            verify_compressed(path)
             with FileSystems.open(path) as f:
                 headers[path] = f.readline()
-    return LogFiles(layout, files, headers)
+    for path, why in sorted(unread.items()):
+        logger.warning("not read: %s (%s)", path, why)
+    return LogFiles(layout, files, headers, unread)
 
 
 def eval_start_timestamp(max_impression_timestamp: int, eval_days: int,
@@ -305,8 +396,9 @@ class BuildFeedbackExamples(beam.PTransform):
         _ = (counts | "AllCounts" >> beam.Flatten()
              | "SumCounts" >> beam.CombinePerKey(sum)
              | "CountsToDict" >> beam.combiners.ToDict()
-             | "SummaryJson" >> beam.Map(lambda d: json.dumps(
-                 {"layout": layout, "counts": dict(sorted(d.items()))}, indent=2))
+             | "SummaryJson" >> beam.Map(lambda d, unread: json.dumps(
+                 {"layout": layout, "counts": dict(sorted(d.items())),
+                  "unread_files": unread}, indent=2), dict(sorted(self._files.unread.items())))
              | "WriteSummary" >> beam.io.WriteToText(
                  os.path.join(self._report_dir, SUMMARY_FILE), num_shards=1,
                  shard_name_template=""))
@@ -316,6 +408,7 @@ class BuildFeedbackExamples(beam.PTransform):
 class LogSummary(NamedTuple):
     layout: str
     counts: Dict[str, int]
+    unread_files: Dict[str, str] = {}  # path -> why it was not read
 
     @property
     def lines(self) -> int:
@@ -343,10 +436,12 @@ class LogSummary(NamedTuple):
                     "impressions_without_category", "impressions_of_users_without_profile"):
             if c.get(key):
                 lines.append("  %s: %d" % (key.replace("_", " "), c[key]))
+        for path, why in sorted(self.unread_files.items()):
+            lines.append("  not read: %s (%s)" % (path, why))
         return "\n".join(lines)
 
 
 def read_summary(report_dir: str) -> LogSummary:
     with FileSystems.open(os.path.join(report_dir, SUMMARY_FILE)) as f:
         data = json.loads(f.read().decode())
-    return LogSummary(data["layout"], data["counts"])
+    return LogSummary(data["layout"], data["counts"], data.get("unread_files", {}))

@@ -36,6 +36,7 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         "timezone_offset_hours": ExecutionParameter(type=int),
         "seed": ExecutionParameter(type=int),
         "max_bad_row_fraction": ExecutionParameter(type=float),
+        "ignore_unknown_files": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -53,7 +54,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
     def __init__(self, input_base: str, layout: str = "auto", max_seq_len: int = 100,
                  num_samples: int = 5, eval_days: int = 1,
                  eval_start_timestamp: Optional[int] = None, timezone_offset_hours: int = 8,
-                 seed: int = 0, max_bad_row_fraction: float = 0.01):
+                 seed: int = 0, max_bad_row_fraction: float = 0.01,
+                 ignore_unknown_files: bool = False):
         """
         Args:
           input_base: folder of the logs (local path, gs://, s3:// ...).
@@ -65,6 +67,9 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
           timezone_offset_hours: time zone of the log's calendar days (Beijing: 8).
           seed: seed of the triplet samples.
           max_bad_row_fraction: the run fails when more lines than this are bad.
+          ignore_unknown_files: run without the log-like files (.csv, .gz, .bz2, ...) whose
+            names match no file of the layout, instead of failing (they are listed in the
+            log report either way).
         """
         if max_seq_len < 1 or num_samples < 0 or eval_days < 1:
             raise ValueError("need max_seq_len >= 1, num_samples >= 0 and eval_days >= 1")
@@ -76,6 +81,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             eval_start_timestamp=eval_start_timestamp or 0,
             timezone_offset_hours=timezone_offset_hours, seed=seed,
             max_bad_row_fraction=float(max_bad_row_fraction),
+            ignore_unknown_files=int(bool(ignore_unknown_files)),
             examples=types.Channel(type=standard_artifacts.Examples),
             log_report=types.Channel(type=FeedbackLogReport))
         super().__init__(spec=spec)

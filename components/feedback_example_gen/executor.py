@@ -32,8 +32,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         report = artifact_utils.get_single_instance(output_dict[LOG_REPORT_KEY])
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
 
-        log_files = beam_steps.discover(exec_properties["input_base"],
-                                        exec_properties.get("layout") or "auto")
+        log_files = beam_steps.discover(
+            exec_properties["input_base"], exec_properties.get("layout") or "auto",
+            ignore_unknown_files=bool(exec_properties.get("ignore_unknown_files")))
         logging.info("FeedbackExampleGen: %s layout, files %s", log_files.layout,
                      {kind: len(paths) for kind, paths in log_files.files.items()})
         override = exec_properties.get("eval_start_timestamp") or None

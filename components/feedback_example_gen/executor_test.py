@@ -247,3 +247,88 @@ def test_multi_process_run_writes_every_impression_of_a_simulated_log(tmp_path, 
     assert counts["events_grouped"] == truth.events
     event_lines = sum(v for k, v in counts.items() if k.startswith("lines/events"))
     assert event_lines == truth.events and len(glob.glob(os.path.join(data, "events-*"))) == 3
+
+
+# ----------------------------------------------------------------------------------------
+# Files at the edges: compressed, nested, unknown (nothing may be lost without a word)
+# ----------------------------------------------------------------------------------------
+EVENTS_CSV = ("user_id,item_id,cate_id,brand_id,timestamp,feedback,pid\n"
+              + "".join("u%d,i%d,c1,b1,%d,%s,p1\n" % (n % 7, n % 5, T0 + 60 * n,
+                                                      "click" if n % 3 == 0 else "unclick")
+                        for n in range(400))
+              + "u1,i1,c1,b1,%d,click,p1\nu2,i2,c1,b1,%d,unclick,p1\n"
+              % (T0 + 7 * DAY + 5, T0 + 7 * DAY + 9))
+
+
+def _gzip(text):
+    import gzip
+    return gzip.compress(text.encode(), mtime=0)
+
+
+@pytest.mark.parametrize("compress", ["gzip", "bzip2"])
+def test_a_truncated_archive_fails_naming_the_file_and_the_offset(tmp_path, compress):
+    import bz2
+    data = tmp_path / "data"
+    data.mkdir()
+    whole = _gzip(EVENTS_CSV) if compress == "gzip" else bz2.compress(EVENTS_CSV.encode())
+    name = "events.csv.gz" if compress == "gzip" else "events.csv.bz2"
+    write(str(data), name, whole[:len(whole) // 2])
+    with pytest.raises(beam_steps.BadInputFileError) as caught:
+        run_executor(str(data), str(tmp_path / "out"))
+    message = str(caught.value)
+    assert name in message and "truncated %s" % compress in message
+    assert "byte %d" % (len(whole) // 2) in message and "\n" not in message
+    # The whole archive reads, and as many examples come out as the plain file gives.
+    write(str(data), name, whole)
+    examples, report = run_executor(str(data), str(tmp_path / "out2"))
+    counts = beam_steps.read_summary(report.uri).counts
+    assert counts["impressions"] == 402 and counts["lines/" + name] == 402
+
+
+def test_a_corrupt_gzip_fails_naming_the_file(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    whole = bytearray(_gzip(EVENTS_CSV))
+    whole[len(whole) // 2:len(whole) // 2 + 64] = bytes(64)  # a damaged block
+    write(str(data), "events.csv.gz", bytes(whole))
+    with pytest.raises(beam_steps.BadInputFileError, match=r"events\.csv\.gz: corrupt gzip"):
+        run_executor(str(data), str(tmp_path / "out"))
+
+
+def test_concatenated_gzip_members_are_read_whole(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    header, body = EVENTS_CSV.split("\n", 1)
+    lines = body.splitlines(keepends=True)
+    write(str(data), "events.csv.gz", _gzip(header + "\n" + "".join(lines[:200]))
+          + _gzip("".join(lines[200:])))
+    _, report = run_executor(str(data), str(tmp_path / "out"))
+    assert beam_steps.read_summary(report.uri).counts["impressions"] == 402
+
+
+def test_nested_and_differently_cased_files_are_read_and_unknown_ones_refused(tmp_path):
+    data = tmp_path / "data"
+    header, body = EVENTS_CSV.split("\n", 1)
+    lines = body.splitlines(keepends=True)
+    (data / "day=2017-05-06").mkdir(parents=True)
+    (data / "day2").mkdir()
+    import bz2
+    write(str(data), "Events-1.CSV", header + "\n" + "".join(lines[:100]))
+    write(str(data / "day=2017-05-06"), "events.csv", header + "\n" + "".join(lines[100:200]))
+    write(str(data / "day2"), "events-2.csv.bz2",
+          bz2.compress((header + "\n" + "".join(lines[200:])).encode()))
+    write(str(data), "_SUCCESS", "")
+    write(str(data), "README.md", "notes")
+    write(str(data), "ground_truth.csv", "user_id,timestamp\n")
+    write(str(data), "clicks-2017.csv", header + "\n" + lines[0])  # a log under a wrong name
+    with pytest.raises(beam_steps.BadInputFileError) as caught:
+        run_executor(str(data), str(tmp_path / "out"))
+    assert "clicks-2017.csv" in str(caught.value) and "--ignore-unknown-files" in str(caught.value)
+    _, report = run_executor(str(data), str(tmp_path / "out2"), ignore_unknown_files=1)
+    summary = beam_steps.read_summary(report.uri)
+    assert summary.counts["impressions"] == 402  # every line of the three event files
+    reasons = {os.path.basename(p): why for p, why in summary.unread_files.items()}
+    assert set(reasons) == {"_SUCCESS", "README.md", "ground_truth.csv", "clicks-2017.csv"}
+    assert reasons["clicks-2017.csv"].startswith("looks like a log")
+    assert reasons["_SUCCESS"] == "empty file"
+    assert "not read: " in summary.format()

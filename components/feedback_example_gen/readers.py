@@ -11,6 +11,7 @@ Records carry ids as strings (vocabularies are built later, by Transform); an em
 import csv
 import math
 import re
+import time
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 CLICK, UNCLICK, LIKE, DISLIKE = "click", "unclick", "like", "dislike"
@@ -28,6 +29,14 @@ INCONSISTENT_LABEL = "inconsistent clk/nonclk"
 NO_ITEM_OR_CATEGORY = "neither item id nor category id"
 EMPTY_ITEM = "empty item id"
 BAD_PRICE = "non-numeric price"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+TIMESTAMP_IN_MILLISECONDS = "timestamp_in_milliseconds"
+
+# Plausible event times: from 2000-01-01 UTC to one day after the reader was built. A
+# timestamp outside (a 1970 date from a cut-off value, the year 2100, milliseconds) would
+# move the eval split's boundary or put an event in the wrong order: it is a bad row.
+MIN_PLAUSIBLE_TIMESTAMP = 946684800
+FUTURE_SLACK_SECONDS = 86400
 
 CANONICAL = "canonical"
 TIANCHI = "tianchi"
@@ -142,6 +151,18 @@ class _LineReader:
                 "%s: header %r lacks required column(s) %s for %s"
                 % (source or "input", ",".join(names), ", ".join(missing), type(self).__name__))
         self.index = {name: i for i, name in enumerate(self.columns)}
+        self.max_timestamp = int(time.time()) + FUTURE_SLACK_SECONDS
+
+    def _check_time(self, timestamp: int, raw: str) -> Optional[BadRow]:
+        """A BadRow for an implausible event time, None for a plausible one."""
+        if MIN_PLAUSIBLE_TIMESTAMP <= timestamp <= self.max_timestamp:
+            return None
+        if MIN_PLAUSIBLE_TIMESTAMP <= timestamp // 1000 <= self.max_timestamp:
+            return self._bad(raw, TIMESTAMP_IN_MILLISECONDS,
+                             "%d looks like milliseconds; the logs need Unix seconds" % timestamp)
+        return self._bad(raw, TIMESTAMP_OUT_OF_RANGE,
+                         "%d is outside [%d (2000-01-01), %d (tomorrow)]"
+                         % (timestamp, MIN_PLAUSIBLE_TIMESTAMP, self.max_timestamp))
 
     def _fields(self, line: Union[bytes, str]):
         """Returns (fields, raw) or (BadRow, raw)."""
@@ -170,6 +191,9 @@ class _LineReader:
         timestamp = parse_timestamp(fields[self.index[time_column]])
         if timestamp is None:
             return self._bad(raw, BAD_TIMESTAMP, repr(fields[self.index[time_column]]))
+        implausible = self._check_time(timestamp, raw)
+        if implausible is not None:
+            return implausible
         return user, timestamp
 
 
@@ -327,20 +351,31 @@ class TianchiUserReader(CanonicalUserReader):
     aliases = {"userid": "user_id"}
 
 
+def _name_pattern(stem: str):
+    """A file-name pattern: `stem` then .csv, optionally .gz or .bz2, in any letter case."""
+    return re.compile(r"^%s\.csv(\.gz|\.bz2)?$" % stem, re.IGNORECASE)
+
+
 # File name patterns of each layout, and the reader of each kind of file.
 LAYOUTS = {
     CANONICAL: {
-        "events": (re.compile(r"^events.*\.csv(\.gz)?$"), CanonicalEventReader),
-        "users": (re.compile(r"^users\.csv(\.gz)?$"), CanonicalUserReader),
-        "items": (re.compile(r"^items\.csv(\.gz)?$"), CanonicalItemReader),
+        "events": (_name_pattern(r"events.*"), CanonicalEventReader),
+        "users": (_name_pattern(r"users"), CanonicalUserReader),
+        "items": (_name_pattern(r"items"), CanonicalItemReader),
     },
     TIANCHI: {
-        "impressions": (re.compile(r"^raw_sample.*\.csv(\.gz)?$"), TianchiImpressionReader),
-        "behaviors": (re.compile(r"^behavior_log.*\.csv(\.gz)?$"), TianchiBehaviorReader),
-        "users": (re.compile(r"^user_profile.*\.csv(\.gz)?$"), TianchiUserReader),
-        "items": (re.compile(r"^ad_feature.*\.csv(\.gz)?$"), TianchiAdReader),
+        "impressions": (_name_pattern(r"raw_sample.*"), TianchiImpressionReader),
+        "behaviors": (_name_pattern(r"behavior_log.*"), TianchiBehaviorReader),
+        "users": (_name_pattern(r"user_profile.*"), TianchiUserReader),
+        "items": (_name_pattern(r"ad_feature.*"), TianchiAdReader),
     },
 }
+# What a file that holds logs looks like: a file with such a name that matches no role of the
+# layout is an error (unless the run is told to ignore unknown files), not a silent skip.
+LOG_LIKE_NAME = re.compile(r"\.(csv|tsv|txt|gz|bz2)$", re.IGNORECASE)
+# Files that live next to logs and are known not to be logs: (pattern, reason).
+KNOWN_NON_LOGS = ((re.compile(r"^ground_truth\.csv$", re.IGNORECASE),
+                   "the simulator's ground truth (read by benchmarks, never as a log)"),)
 # The kinds of file a layout cannot do without.
 REQUIRED_KINDS = {CANONICAL: ("events",), TIANCHI: ("impressions", "items")}
 
@@ -362,14 +397,23 @@ def detect_layout(file_names: Sequence[str]) -> str:
 
 
 def classify_files(layout: str, file_names: Sequence[str]) -> Dict[str, List[str]]:
-    """Groups file names by kind ('events', 'users', ...) for a layout; unknown files are left out."""
+    """Groups file names by kind ('events', 'users', ...) for a layout; unknown files are left
+    out (see `unknown_files`)."""
     groups: Dict[str, List[str]] = {kind: [] for kind in LAYOUTS[layout]}
     for name in sorted(file_names):
         base = name.rsplit("/", 1)[-1]
         for kind, (pattern, _) in LAYOUTS[layout].items():
             if pattern.match(base):
                 groups[kind].append(name)
+                break
     return groups
+
+
+def expected_names(layout: str) -> str:
+    """The file names a layout reads, for messages."""
+    return {CANONICAL: "events*.csv, users.csv, items.csv",
+            TIANCHI: "raw_sample*.csv, ad_feature*.csv, user_profile*.csv, behavior_log*.csv",
+            }[layout] + " (any letter case, optionally .gz or .bz2)"
 
 
 def reader_for(layout: str, kind: str, header: Union[bytes, str], source: str = ""):

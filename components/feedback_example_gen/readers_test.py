@@ -18,23 +18,23 @@ class TestCanonicalEvents:
         assert event == r.Event("42", "1001", "7", "88", 1494000000, "click", "430548_1007", True)
 
     def test_feedback_kinds_and_impression_flag(self):
-        assert canonical_event("1,5,7,,10,unclick,").is_impression
-        like = canonical_event("1,5,7,,10,like,")
+        assert canonical_event("1,5,7,,1494000010,unclick,").is_impression
+        like = canonical_event("1,5,7,,1494000010,like,")
         assert like.feedback == "like" and not like.is_impression
-        assert not canonical_event("1,5,7,,10,dislike,").is_impression
+        assert not canonical_event("1,5,7,,1494000010,dislike,").is_impression
         # Category-level behaviour: empty item id, history only.
-        browse = canonical_event("1,,7,,10,click,")
+        browse = canonical_event("1,,7,,1494000010,click,")
         assert browse.item_id == "" and browse.cate_id == "7" and not browse.is_impression
 
     def test_empty_brand_and_optional_pid_column(self):
         header = "user_id,item_id,cate_id,brand_id,timestamp,feedback"
-        event = canonical_event("9,5,7,,11,click", header)
-        assert event.brand_id == "" and event.pid == "" and event.timestamp == 11
+        event = canonical_event("9,5,7,,1494000011,click", header)
+        assert event.brand_id == "" and event.pid == "" and event.timestamp == 1494000011
 
     def test_columns_in_any_order_extra_ignored(self):
         header = "feedback,timestamp,extra,user_id,brand_id,cate_id,item_id"
-        event = canonical_event("like,12,zzz,u1,b,c,i", header)
-        assert event == r.Event("u1", "i", "c", "b", 12, "like", "", False)
+        event = canonical_event("like,1494000012,zzz,u1,b,c,i", header)
+        assert event == r.Event("u1", "i", "c", "b", 1494000012, "like", "", False)
 
     def test_crlf_spaces_bom_header_and_bytes(self):
         reader = r.CanonicalEventReader(b"\xef\xbb\xbf" + EVENTS_HEADER.encode() + b"\r\n")
@@ -45,7 +45,7 @@ class TestCanonicalEvents:
         assert canonical_event("1,2,3,4,1494000000.0,click,").timestamp == 1494000000
 
     def test_quoted_fields_accepted(self):
-        event = canonical_event('"1","2",3,4,5,"click",')
+        event = canonical_event('"1","2",3,4,1494000005,"click",')
         assert event.user_id == "1" and event.item_id == "2" and event.feedback == "click"
 
     @pytest.mark.parametrize("line,reason", [
@@ -56,9 +56,14 @@ class TestCanonicalEvents:
         ("1,2,3,4,,click,p", r.BAD_TIMESTAMP),
         ("1,2,3,4,-7,click,p", r.BAD_TIMESTAMP),
         ("1,2,3,4,nan,click,p", r.BAD_TIMESTAMP),
-        ("1,2,3,4,5,purchase,p", r.UNKNOWN_FEEDBACK),
-        ("1,2,3,4,5,,p", r.UNKNOWN_FEEDBACK),
-        ("1,,,4,5,click,p", r.NO_ITEM_OR_CATEGORY),
+        ("1,2,3,4,1494000005,purchase,p", r.UNKNOWN_FEEDBACK),
+        ("1,2,3,4,1494000005,,p", r.UNKNOWN_FEEDBACK),
+        ("1,,,4,1494000005,click,p", r.NO_ITEM_OR_CATEGORY),
+        # Implausible times: cut to 6 digits (1970), the year 2100, milliseconds.
+        ("1,2,3,4,149402,click,p", r.TIMESTAMP_OUT_OF_RANGE),
+        ("1,2,3,4,5,click,p", r.TIMESTAMP_OUT_OF_RANGE),
+        ("1,2,3,4,4102444800,click,p", r.TIMESTAMP_OUT_OF_RANGE),
+        ("1,2,3,4,1494000000123,click,p", r.TIMESTAMP_IN_MILLISECONDS),
         ('1,"2,3,4,5,click,p', r.STRAY_QUOTE),
         ('1,2"x,3,4,5,click,p', r.STRAY_QUOTE),
         ('1,"2"x,3,4,5,click,p', r.STRAY_QUOTE),
@@ -136,11 +141,11 @@ class TestTianchi:
         pv = reader("558157,1493741625,pv,6250,91286")
         assert pv == r.Event("558157", "", "6250", "91286", 1493741625, "click", "", False)
         for btag in ("cart", "fav", "buy"):
-            assert reader("1,2,%s,3,4" % btag).feedback == "like"
-        assert reader("1,2,pv,3,NULL").brand_id == ""
-        assert reader("1,2,pv,3,").brand_id == ""
-        assert reader("1,2,share,3,4").reason == r.UNKNOWN_FEEDBACK
-        assert reader("1,2,pv,NULL,4").reason == r.NO_ITEM_OR_CATEGORY
+            assert reader("1,1493741625,%s,3,4" % btag).feedback == "like"
+        assert reader("1,1493741625,pv,3,NULL").brand_id == ""
+        assert reader("1,1493741625,pv,3,").brand_id == ""
+        assert reader("1,1493741625,share,3,4").reason == r.UNKNOWN_FEEDBACK
+        assert reader("1,1493741625,pv,NULL,4").reason == r.NO_ITEM_OR_CATEGORY
 
     def test_ad_feature_null_and_empty_brand(self):
         reader = r.TianchiAdReader(self.AD)
@@ -176,7 +181,15 @@ class TestLayouts:
         with pytest.raises(ValueError, match="cannot tell the log layout"):
             r.detect_layout(["notes.txt"])
 
+    def test_file_names_in_any_case_with_gz_or_bz2(self):
+        names = ["d/Events-1.CSV", "d/day=2017-05-06/events.csv.bz2", "d/EVENTS-3.csv.GZ",
+                 "d/users.csv.bz2", "d/items.CSV", "d/events.csv.zip", "d/notes.txt"]
+        groups = r.classify_files(r.CANONICAL, names)
+        assert groups["events"] == ["d/EVENTS-3.csv.GZ", "d/Events-1.CSV",
+                                    "d/day=2017-05-06/events.csv.bz2"]
+        assert groups["users"] == ["d/users.csv.bz2"] and groups["items"] == ["d/items.CSV"]
+
     def test_reader_for_builds_from_header(self):
         reader = r.reader_for(r.CANONICAL, "events", EVENTS_HEADER, "events-1.csv")
         assert isinstance(reader, r.CanonicalEventReader)
-        assert reader("1,2,3,4,5,click,p").user_id == "1"
+        assert reader("1,2,3,4,1494000005,click,p").user_id == "1"

@@ -112,6 +112,24 @@ def test_memory_updates_only_in_train_step_and_equal_batch_mean_of_eq12(config):
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(weights, model.trainable_weights))
 
 
+def test_users_without_a_history_of_the_type_do_not_write_its_memory(config):
+    """memory_masked_write: a batch with no like history leaves M_l as it was; the literal
+    eq. 12 (every example writes) moves it."""
+    x = random_features(config, 8, seed=12, min_len=1, lengths={"like": np.zeros(8)})
+    y = x.pop(F.LABEL)
+    assert not np.any(x[F.seq("like", "item")]) and np.all(x[F.length("click")] > 0)
+    moved = {}
+    for masked in (True, False):
+        model = build_compiled_model(config.replace(memory_masked_write=masked))
+        model.build_for_training(as_tensors(x))
+        before = memory_values(model)
+        model.train_step((as_tensors(x), tf.constant(y)))
+        after = memory_values(model)
+        moved[masked] = {k: not np.allclose(after[k], before[k]) for k in before}
+    assert moved[True]["click"] and not moved[True]["like"]
+    assert moved[False]["click"] and moved[False]["like"]
+
+
 def test_memories_change_during_fit_and_not_during_evaluate_or_predict(config):
     model = build_compiled_model(config)
     x = random_features(config, 24, seed=6)

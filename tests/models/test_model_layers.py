@@ -290,6 +290,27 @@ def test_shared_memory_write_averages_over_channels_and_examples():
     assert len(layer.weights) - len(layer.trainable_weights) == 1  # one memory
 
 
+def test_masked_write_averages_over_writers_only():
+    """Examples without a history of the memory's type do not write (memory_masked_write)."""
+    rng = np.random.default_rng(8)
+    layer = UserMemory(slots=5, dim=3, controller_units=8, channels=("like",))
+    x = rng.normal(size=(6, 7)).astype(np.float32)
+    writers = np.array([True, False, True, False, False, True])
+    out = layer({"like": x}, writers={"like": tf.constant(writers)})
+    memory = layer.memory.numpy()
+    ref = memory_reference(layer, "like", x, memory)
+    np.testing.assert_allclose(out["new_memory"].numpy(), ref["written"][writers].mean(axis=0),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out["new_memory"].numpy(), ref["written"].mean(axis=0), atol=1e-4)
+    # Reads and anchors do not depend on who writes.
+    np.testing.assert_allclose(out["read"]["like"].numpy(), ref["read"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["anchor"]["like"].numpy(), ref["anchor"], rtol=1e-5,
+                               atol=1e-6)
+    # A batch without a writer leaves the memory as it was.
+    none = layer({"like": x}, writers={"like": tf.zeros(6, tf.bool)})
+    np.testing.assert_allclose(none["new_memory"].numpy(), memory, atol=1e-7)
+
+
 def test_memory_addressing_safe_at_zero_norms():
     layer = UserMemory(slots=4, dim=3, controller_units=4, channels=("click",))
     x = tf.zeros((2, 5))

@@ -132,7 +132,7 @@ def test_timestamps_in_range_and_strictly_increasing_impressions(small_dataset):
     assert times.max() < config.start_timestamp + config.days * SECONDS_PER_DAY + 4 * 3600
 
 
-def test_likes_follow_a_click_and_dislikes_an_unclick(small_dataset):
+def test_likes_follow_a_click_and_dislikes_an_impression(small_dataset):
     _, folder, _ = small_dataset
     events = read_events(folder)
     clicked, unclicked = {}, {}
@@ -145,8 +145,8 @@ def test_likes_follow_a_click_and_dislikes_an_unclick(small_dataset):
         key, ts = (row["user_id"], row["item_id"]), int(row["timestamp"])
         if row["feedback"] == "like":
             assert any(t < ts for t in clicked.get(key, []))
-        if row["feedback"] == "dislike":
-            assert any(t < ts for t in unclicked.get(key, []))
+        if row["feedback"] == "dislike":  # of an unclicked item, or one clicked by mistake
+            assert any(t < ts for t in unclicked.get(key, []) + clicked.get(key, []))
 
 
 def test_profile_and_catalogue_tables(small_dataset):
