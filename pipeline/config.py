@@ -41,6 +41,9 @@ class PipelineConfig:
     max_seq_len: int = 100               # T
     num_samples: int = 5                 # K
     eval_days: int = 1
+    # The first second of the eval split, instead of the last eval_days calendar days (for
+    # logs that span a single day, or a fixed cut). None = use eval_days.
+    eval_start_timestamp: Optional[int] = None
     max_bad_row_fraction: float = 0.01
     # Run without log-like files whose names match no file of the layout (else: fail).
     ignore_unknown_files: bool = False
@@ -77,6 +80,8 @@ class PipelineConfig:
             errors.append("num_samples must be >= 1")
         if self.eval_days < 1:
             errors.append("eval_days must be >= 1")
+        if self.eval_start_timestamp is not None and self.eval_start_timestamp <= 0:
+            errors.append("eval_start_timestamp must be a Unix time in seconds (> 0)")
         if self.train_steps < 1 or self.eval_steps < 1 or self.batch_size < 1:
             errors.append("train_steps, eval_steps and batch_size must be >= 1")
         if not 0.0 <= self.auc_floor <= 1.0:

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auc-max-regression", type=float, default=d.auc_max_regression,
                    help="allowed AUC drop below the latest blessed model")
     p.add_argument("--max-bad-row-fraction", type=float, default=d.max_bad_row_fraction)
+    p.add_argument("--eval-start", type=int, default=None, metavar="TIMESTAMP",
+                   help="first second (Unix time) of the eval split, instead of the last "
+                        "--eval-days calendar days; for logs that span one day")
     p.add_argument("--ignore-unknown-files", action="store_true",
                    help="run without log-like files (.csv, .gz, .bz2, ...) under --data whose "
                         "names match no file of the layout; without it such files fail the "
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
                    help="a Beam pipeline argument for the data components (repeatable); "
                         "default: %s" % " ".join(d.beam_pipeline_args))
+    p.add_argument("--verbose", action="store_true",
+                   help="on a data or configuration error, print the whole traceback "
+                        "instead of one line")
     p.add_argument("--enable-cache", action="store_true",
                    help="reuse outputs of unchanged components (only when the data folder "
                         "has not changed since the last run)")
@@ -94,6 +100,7 @@ def config_from_args(args) -> PipelineConfig:
         auc_floor=args.auc_floor, auc_max_regression=args.auc_max_regression,
         max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
         ignore_unknown_files=args.ignore_unknown_files,
+        eval_start_timestamp=args.eval_start,
         model_overrides=parse_overrides(args.model_override),
         schema_profile_fields=(args.profile_fields.split(",")
                                if args.profile_fields is not None else None),
@@ -146,6 +153,14 @@ def run(config: PipelineConfig, enable_cache: bool = False):
     return read_run_result(metadata_path, started_ms), metadata_path
 
 
+def user_errors() -> tuple:
+    """Exceptions that report a problem with the input or the settings (printed as one line;
+    --verbose re-raises them), as opposed to bugs, which keep their traceback."""
+    from components.anomalies_gate.component import DataAnomaliesError
+    from components.feedback_example_gen.executor import BadRowsError, UnusableOutputError
+    return (ValueError, BadRowsError, UnusableOutputError, DataAnomaliesError)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
@@ -162,7 +177,15 @@ def main(argv=None) -> int:
         return 2
     from pipeline.results import oracle_auc
     started = time.time()
-    result, _ = run(config, enable_cache=args.enable_cache)
+    try:
+        result, _ = run(config, enable_cache=args.enable_cache)
+    except user_errors() as error:
+        if args.verbose:
+            raise
+        # A problem with the data or the settings: one line that names it, not 20 frames.
+        print("error: %s: %s" % (type(error).__name__, " ".join(str(error).split())),
+              file=sys.stderr)
+        return 1
     print("\n=== DUMN pipeline finished in %.0f s ===" % (time.time() - started))
     print(result.format(oracle_auc(config.data_root)), flush=True)
     return 0

@@ -154,3 +154,15 @@ def test_undefined_metrics_print_as_not_available():
     assert "slice pid=a                    AUC n/a  n=4" in text
     assert "slice pid=b                    AUC 0.7123  n=9" in text
     assert "0.0000" not in text.split("mean_label")[0]
+
+
+def test_a_data_error_is_one_line_and_a_nonzero_exit(tmp_path, capsys):
+    from pipeline import local_runner
+    data = tmp_path / "logs"
+    data.mkdir()
+    (data / "clicks.csv").write_text("user_id,item_id\nu,i\n")  # a log the layout cannot read
+    code = local_runner.main(["--data", str(data), "--output-root", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("error: ValueError: cannot tell the log layout") and "clicks.csv" in err[-1]
+    assert not any(line.startswith("Traceback") for line in err)

@@ -217,9 +217,11 @@ class _ParseLines(beam.DoFn):
         kind, reader, lines_key = self._files[path]
         counts = self._counts
         counts[lines_key] += 1
+        counts["role_lines/" + kind] += 1
         record = reader(line)
         if isinstance(record, readers.BadRow):
             counts["bad_rows/" + record.reason] += 1
+            counts["role_bad_rows/" + kind] += 1
             yield beam.pvalue.TaggedOutput("bad", record)
         elif kind in EVENT_KINDS:
             if items:
@@ -277,6 +279,10 @@ class _BuildUserExamples(beam.DoFn):
         # that loses elements in the shuffle fails the run instead of passing quietly.
         impressions = sum(1 for e in events if e.is_impression)
         yield beam.pvalue.TaggedOutput("counts", ("events_grouped", len(events)))
+        # Exact repeats of an event (same fields, same second): kept, as the log has them,
+        # and counted, so that a doubled file shows in the summary.
+        yield beam.pvalue.TaggedOutput("counts", ("duplicate_events",
+                                                  len(events) - len(set(events))))
         yield beam.pvalue.TaggedOutput("counts", ("impressions_grouped", impressions))
         if not impressions:
             return
@@ -422,6 +428,17 @@ class LogSummary(NamedTuple):
     def bad_row_fraction(self) -> float:
         return self.bad_rows / self.lines if self.lines else 0.0
 
+    def role_bad_row_fractions(self) -> Dict[str, Tuple[int, int, float]]:
+        """{file role (events, items, users, ...): (bad rows, lines, fraction)}: a small
+        table with many bad rows must not hide behind a large event log, nor the reverse."""
+        out = {}
+        for key, lines in self.counts.items():
+            if key.startswith("role_lines/"):
+                role = key[len("role_lines/"):]
+                bad = self.counts.get("role_bad_rows/" + role, 0)
+                out[role] = (bad, lines, bad / lines if lines else 0.0)
+        return out
+
     def format(self) -> str:
         c = self.counts
         lines = ["layout %s: %d lines read, %d bad rows (%.4f%%)"
@@ -432,7 +449,10 @@ class LogSummary(NamedTuple):
                      "impressions" % (c.get("examples_train", 0), c.get("examples_eval", 0),
                                       c.get("eval_start_timestamp", 0),
                                       c.get("users_with_impressions", 0)))
-        for key in ("history_only_events", "duplicate_item_rows", "duplicate_profile_rows",
+        for role, (bad, n, fraction) in sorted(self.role_bad_row_fractions().items()):
+            lines.append("  %s files: %d lines, %d bad (%.4f%%)" % (role, n, bad, 100 * fraction))
+        for key in ("history_only_events", "duplicate_events", "duplicate_item_rows",
+                    "duplicate_profile_rows",
                     "impressions_without_category", "impressions_of_users_without_profile"):
             if c.get(key):
                 lines.append("  %s: %d" % (key.replace("_", " "), c[key]))

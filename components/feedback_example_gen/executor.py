@@ -22,6 +22,10 @@ class BadRowsError(RuntimeError):
     """Too many lines of the input could not be read."""
 
 
+class UnusableOutputError(RuntimeError):
+    """The examples cannot be used: a split is empty, or the runner lost data."""
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Reads feedback logs in either layout and writes train/eval tf.Examples (gzip TFRecord)."""
 
@@ -73,6 +77,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                   report_uri: str) -> None:
     """Fails the run, with a message that says what to look at, when the output is unusable."""
+    for role, (bad, lines, fraction) in sorted(summary.role_bad_row_fractions().items()):
+        if fraction > max_bad_row_fraction:
+            raise BadRowsError(
+                "%d of %d lines (%.2f%%) of the %s files could not be read, above the allowed "
+                "%.2f%%. Reasons (all files): %s. The lines and their reasons are in "
+                "%s/%s-*.jsonl; fix the input or raise max_bad_row_fraction." % (
+                    bad, lines, 100 * fraction, role, 100 * max_bad_row_fraction,
+                    ", ".join("%s %d" % (k[len("bad_rows/"):], v)
+                              for k, v in sorted(summary.counts.items())
+                              if k.startswith("bad_rows/")),
+                    report_uri, beam_steps.BAD_ROWS_PREFIX))
     if summary.bad_row_fraction > max_bad_row_fraction:
         raise BadRowsError(
             "%d of %d lines (%.2f%%) could not be read, above the allowed %.2f%%. Reasons: %s. "
@@ -94,13 +109,15 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                sum(c.get("examples_" + split, 0) for split in SPLITS))]
     for before_name, before, after_name, after in checks:
         if before != after:
-            raise RuntimeError(
+            raise UnusableOutputError(
                 "%d %s but %d %s: %d lost between reading and writing (the Beam runner "
                 "dropped data); the output is incomplete and must not be used"
                 % (before, before_name, after, after_name, before - after))
     for split in SPLITS:
         if not summary.counts.get("examples_" + split):
-            raise RuntimeError(
+            raise UnusableOutputError(
                 "no %s examples were produced (%s). Check that the logs hold impressions "
-                "(click/unclick with an item id) and that eval_days leaves days for both splits."
+                "(click/unclick with an item id) and that the eval split leaves impressions on "
+                "both sides: eval_days counts calendar days from the last one, so logs of a "
+                "single day need --eval-start TIMESTAMP (a second within that day)."
                 % (split, summary.format().replace("\n", "; ")))

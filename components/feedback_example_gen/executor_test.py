@@ -332,3 +332,41 @@ def test_nested_and_differently_cased_files_are_read_and_unknown_ones_refused(tm
     assert reasons["clicks-2017.csv"].startswith("looks like a log")
     assert reasons["_SUCCESS"] == "empty file"
     assert "not read: " in summary.format()
+
+
+def test_bad_rows_are_limited_per_file_role_and_duplicates_counted(tmp_path):
+    """1.1% bad event lines fail a 1% limit even when a large item table is clean."""
+    data = tmp_path / "data"
+    data.mkdir()
+    header, body = EVENTS_CSV.split("\n", 1)
+    lines = body.splitlines(keepends=True)
+    good = lines + lines[:40]  # 40 exact repeats
+    bad = ["u1,i1,c1,b1,oops,click,p1\n"] * 5  # 5 of 447 event lines = 1.1%
+    write(str(data), "events.csv", header + "\n" + "".join(good + bad))
+    write(str(data), "items.csv", "item_id,cate_id,brand_id,price\n"
+          + "".join("x%d,c1,b1,1.0\n" % n for n in range(2000)))
+    with pytest.raises(BadRowsError, match=r"5 of 447 lines \(1\.12%\) of the events files"):
+        run_executor(str(data), str(tmp_path / "out"), max_bad_row_fraction=0.01)
+    _, report = run_executor(str(data), str(tmp_path / "out2"), max_bad_row_fraction=0.02)
+    summary = beam_steps.read_summary(report.uri)
+    assert summary.role_bad_row_fractions()["events"][:2] == (5, 447)
+    assert summary.role_bad_row_fractions()["items"][:2] == (0, 2000)
+    assert summary.bad_row_fraction < 0.01  # what the old, all-files limit saw
+    assert summary.counts["duplicate_events"] == 40
+    assert summary.counts["impressions"] == 442  # repeats are kept, and counted
+    assert "duplicate events: 40" in summary.format()
+
+
+def test_single_day_logs_need_and_take_an_eval_start(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    header = "user_id,item_id,cate_id,brand_id,timestamp,feedback,pid\n"
+    write(str(data), "events.csv", header + "".join(
+        "u%d,i%d,c1,b1,%d,%s,p1\n" % (n % 4, n % 3, T0 + 100 * n, "click" if n % 2 else "unclick")
+        for n in range(40)))  # 40 impressions within 66 minutes of one day
+    with pytest.raises(RuntimeError, match="--eval-start TIMESTAMP"):
+        run_executor(str(data), str(tmp_path / "out"))
+    _, report = run_executor(str(data), str(tmp_path / "out2"),
+                             eval_start_timestamp=T0 + 100 * 30)
+    counts = beam_steps.read_summary(report.uri).counts
+    assert (counts["examples_train"], counts["examples_eval"]) == (30, 10)
