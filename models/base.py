@@ -137,7 +137,18 @@ class CtrModel(tf.keras.Model):
         # Memory write (eq. 12) after the gradient step; reads in this step used the memory
         # as it stood before the batch.
         variables = self.memory_variables()
+        replica = tf.distribute.get_replica_context()
+        write_sums = out.get("memory_write_sums", {})
         for name, value in out["memory_updates"].items():
+            if replica is not None and replica.num_replicas_in_sync > 1 and name in write_sums:
+                # The mean over the writers of the whole global batch: sum the replicas'
+                # sums and writer counts (a mean of replica means would weigh a replica
+                # with few writers as much as one with many).
+                erase, add, count = replica.all_reduce(tf.distribute.ReduceOp.SUM,
+                                                       list(write_sums[name]))
+                memory = tf.convert_to_tensor(variables[name])
+                count = tf.maximum(count, 1.0)
+                value = memory * (1.0 - erase / count) + add / count
             variables[name].assign(tf.stop_gradient(value))
         return self._update_metrics(y, out, terms, sample_weight)
 

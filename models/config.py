@@ -34,6 +34,7 @@ LITERAL_READINGS: Dict[str, Any] = {
     "attention_pooling": "softmax",   # eq. 4
     "memory_key_strength": False,     # eq. 9: softmax of plain cosines
     "memory_masked_write": False,     # eq. 12: every example writes, empty histories too
+    "triplet_on_read": False,         # eq. 18: the written memory is the only anchor
 }
 
 # The paper's ablations (§4.3, SPEC §4) as settings on top of the defaults.
@@ -135,8 +136,11 @@ class ModelConfig:
     triplet_gradient: str = "write_path"
     # The read r_x (eq. 11) as a second anchor of eq. 17 beside q_x (eq. 18): what a user
     # reads must also lie nearer their own positive samples than the negatives, so that the
-    # read carries that user's long-term preference into PAIR. False = eq. 18's anchor only.
-    triplet_on_read: bool = False
+    # read carries that user's long-term preference into PAIR (the paper's goal 2: "the
+    # content written into these 4 memory networks can truly express the user's long-term
+    # preferences"). With eq. 18's anchor alone every user read the same slot (read spread
+    # 0.000). Its gradient follows `triplet_gradient` like the write's. False = eq. 18 only.
+    triplet_on_read: bool = True
     learning_rate: float = 0.005
     # 'lazy_adam' = Adam whose moments and rows move only where an embedding row got a
     # gradient (no O(vocab) work per step); 'adam' = tf.keras Adam (dense moment decay).

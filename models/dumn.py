@@ -116,6 +116,7 @@ class DumnModel(CtrModel):
 
         # User memory (eq. 8-12), reading the memory as it stood before this batch.
         reads, anchors, read_anchors, updates, memory_outputs = None, {}, {}, {}, {}
+        write_sums = {}
         if self.memories:
             reads = {}
             for name, memory in self.memories.items():
@@ -128,6 +129,7 @@ class DumnModel(CtrModel):
                 anchors.update(out["anchor"])
                 read_anchors.update(out["read_anchor"])
                 updates[name] = out["new_memory"]
+                write_sums[name] = out["write_sums"]
                 memory_outputs[name] = out
 
         # PAIR (eq. 13-14) and prediction (eq. 15).
@@ -155,6 +157,7 @@ class DumnModel(CtrModel):
             "aux_loss": c.triplet_weight * triplet,
             "triplet_loss": triplet,
             "memory_updates": updates,
+            "memory_write_sums": write_sums,
             "short_term_raw": fp["raw"],
             "short_term": short,
             "long_term": reads or {},

@@ -21,7 +21,8 @@ can wrap its Transform layer around it:
     export_saved_model(model, path, module=module,
                        signatures={'serving_default': serve_tf_examples})
 """
-from typing import Any, Dict, Mapping, Optional
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import legacy_keras  # noqa: F401
 import tensorflow as tf
@@ -29,6 +30,8 @@ import tensorflow as tf
 from models import features as F
 
 OUTPUT_KEY = "probability"
+# Where TF Serving looks for warm-up requests (replayed before the model takes traffic).
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def _model_variables(model: tf.keras.Model):
@@ -79,4 +82,32 @@ def export_saved_model(model: tf.keras.Model, path: str,
         # A dict input_signature becomes flat keyword inputs named by the TensorSpec names.
         signatures = {"serving_default": module.serve_transformed}
     tf.saved_model.save(module, path, signatures=dict(signatures))
+    return path
+
+
+def write_warmup_requests(saved_model_dir: str, serialized_examples: Sequence[bytes],
+                          batch_sizes: Sequence[int] = (1, 100),
+                          input_key: str = "examples",
+                          signature_name: str = "serving_default") -> str:
+    """Writes TF Serving warm-up requests next to a SavedModel; returns the file's path.
+
+    One PredictLog per batch size, each a PredictRequest on `signature_name` with
+    `batch_sizes[i]` of `serialized_examples` (cycled) as the `input_key` tensor. TF Serving
+    replays them when it loads the model, so the first real request does not pay for the
+    graph's first run (kernel set-up, lazily built lookup tables).
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    if not serialized_examples:
+        raise ValueError("need at least one serialized example for the warm-up requests")
+    path = os.path.join(saved_model_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for size in batch_sizes:
+            batch = [serialized_examples[i % len(serialized_examples)] for i in range(size)]
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(signature_name=signature_name))
+            request.inputs[input_key].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
     return path

@@ -432,7 +432,8 @@ class UserMemory(tf.keras.layers.Layer):
 
         {'read': {c: r [B, Z]}, 'read_weights': {c: [B, m]}, 'write_weights': {c: [B, m]},
          'erase': {c: [B, Z]}, 'add': {c: [B, Z]}, 'anchor': {c: q [B, Z]},
-         'read_anchor': {c: r [B, Z]}, 'new_memory': [m, Z]}
+         'read_anchor': {c: r [B, Z]}, 'new_memory': [m, Z],
+         'write_sums': (sum_b w_b^T erase_b, sum_b w_b^T add_b, number of writers)}
 
         `writers` {channel: bool [B]} (optional): which examples write (eq. 12). The model
         passes "has at least one event of this feedback type", so that a user with an empty
@@ -492,6 +493,9 @@ class UserMemory(tf.keras.layers.Layer):
             out["write_weights"][c] = w_write
             out["erase"][c] = erase
             out["add"][c] = add
+        # The sums behind the mean, so that a distributed train step can average over the
+        # writers of all replicas (each replica may have a different number of writers).
+        out["write_sums"] = (erase_sum, add_sum, count)
         count = tf.maximum(count, 1.0)  # no writer: erase_sum = add_sum = 0, M unchanged
         out["new_memory"] = memory * (1.0 - erase_sum / count) + add_sum / count
         return out

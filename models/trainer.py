@@ -99,10 +99,38 @@ def export_serving_model(model, tft_output: tft.TFTransformOutput, path: str) ->
         # shadow the raw `pid` (a readable value) in slices.
         return {name: value for name, value in transformed.items() if name not in raw_spec}
 
-    return model_export.export_saved_model(
+    model_export.export_saved_model(
         model, path, module=module,
         signatures={"serving_default": serve_tf_examples,
                     "transform_features": transform_features})
+    model_export.write_warmup_requests(
+        path, warmup_examples(serving_spec, model.config.max_seq_len,
+                              model.config.num_triplet_samples))
+    return path
+
+
+def warmup_examples(serving_spec: Dict[str, Any], max_seq_len: int, num_samples: int,
+                    count: int = 8) -> list:
+    """Serialized raw tf.Examples with every serving feature filled (full-length histories
+    and samples), for TF Serving's warm-up: they run the whole graph, lookups included. The
+    ids are made up ('warmup-<n>', out of vocabulary), so no user's data ships in the model."""
+    examples = []
+    for i in range(count):
+        feature = {}
+        for name, spec in serving_spec.items():
+            n = (max_seq_len if name.endswith("_seq")
+                 else num_samples if name.endswith("_samples") else 1)
+            if spec.dtype == tf.string:
+                values = [b"warmup-%d" % ((i + j) % 7) for j in range(n)]
+                feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+            elif spec.dtype == tf.int64:
+                value = max_seq_len if name.endswith("_len") else 1494000000 + i
+                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value] * n))
+            else:
+                feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * n))
+        examples.append(tf.train.Example(
+            features=tf.train.Features(feature=feature)).SerializeToString())
+    return examples
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

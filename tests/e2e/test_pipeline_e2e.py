@@ -94,6 +94,22 @@ def test_pushed_model_scores_raw_serialized_examples(first_run, workspace):
     np.testing.assert_allclose(again["probability"].numpy(), probability[:3], rtol=1e-5)
 
 
+def test_pushed_model_carries_tf_serving_warmup_requests(first_run):
+    from tensorflow_serving.apis import prediction_log_pb2
+    path = os.path.join(first_run.pushed_destination, "assets.extra",
+                        "tf_serving_warmup_requests")
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(path)]
+    assert [len(log.predict_log.request.inputs["examples"].string_val) for log in logs] == [1, 100]
+    loaded = tf.saved_model.load(first_run.pushed_destination)
+    for log in logs:
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        batch = tf.make_ndarray(request.inputs["examples"])
+        scores = loaded.signatures["serving_default"](examples=tf.constant(batch))["probability"]
+        assert scores.shape == (len(batch),) and np.all(np.isfinite(scores.numpy()))
+
+
 def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):
     root, data = workspace
     worse = dict(SMALL_MODEL, learning_rate=1e-9)

@@ -298,6 +298,25 @@ def test_triplet_gradient_scope(config, scope):
     assert not reached("prediction_head") and not reached("/pair/")
 
 
+@pytest.mark.parametrize("on_read", [True, False])
+def test_triplet_loss_on_the_read_trains_the_read_key(config, on_read):
+    """triplet_on_read: the read r_x is a second anchor, so the read-key head (the first Z
+    columns of the controller's heads) gets gradient from L2; with eq. 18's anchor alone it
+    gets none, and in both cases the shared representation is left to the CTR loss."""
+    model = build_dumn(config.replace(triplet_on_read=on_read))
+    x = random_features(config, 6, seed=21, min_len=1)
+    with tf.GradientTape() as tape:
+        loss = forward(model, x, training=True)["triplet_loss"]
+    heads = model.memories["click"].controller_heads["click"].kernel
+    grads = dict(zip([v.name for v in model.trainable_variables],
+                     tape.gradient(loss, model.trainable_variables)))
+    read_key_grad = tf.convert_to_tensor(grads[heads.name])[:, :config.memory_dim].numpy()
+    assert np.any(read_key_grad != 0) == on_read
+    for name, g in grads.items():
+        if "item_embedding" in name or "attention_click" in name:
+            assert g is None or not np.any(tf.convert_to_tensor(g).numpy() != 0), name
+
+
 @pytest.mark.parametrize("mode,width", [("pair", 2), ("concat", 2), ("cross", 3), ("ffn", 2),
                                         ("attention", 1)])
 def test_pair_modes_change_only_the_fusion(config, mode, width):

@@ -82,3 +82,20 @@ def test_custom_signature_wrapping_the_transformed_feature_function(tmp_path):
 def test_unbuilt_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="build the model"):
         export_saved_model(build_compiled_model(tiny_config()), str(tmp_path / "x"))
+
+
+def test_warmup_requests_read_back_as_predict_logs(tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from models.export import WARMUP_FILE, write_warmup_requests
+    examples = [b"first", b"second", b"third"]
+    path = write_warmup_requests(str(tmp_path), examples, batch_sizes=(1, 5))
+    assert path == str(tmp_path / WARMUP_FILE)
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(path)]
+    batches = [list(tf.make_ndarray(log.predict_log.request.inputs["examples"])) for log in logs]
+    assert batches == [[b"first"], [b"first", b"second", b"third", b"first", b"second"]]
+    assert {log.predict_log.request.model_spec.signature_name for log in logs} == {
+        "serving_default"}
+    with pytest.raises(ValueError, match="at least one"):
+        write_warmup_requests(str(tmp_path), [])
