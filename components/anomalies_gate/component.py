@@ -48,15 +48,36 @@ def describe(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str
     return lines
 
 
+def suggested_fixes(anomalies_by_split: Dict[str, anomalies_pb2.Anomalies]) -> List[str]:
+    """The flags or schema edits that fix the usual anomalies of a first run on one's own
+    logs: profile columns other than the public data's, pid values other than its two."""
+    features = {f for a in anomalies_by_split.values() for f in a.anomaly_info}
+    fixes = []
+    profile = sorted(f for f in features if f.startswith("profile_"))
+    if profile:
+        fixes.append("the profile fields of the schema differ from the data's (%s): pass "
+                     "--profile-fields with the columns of users.csv (comma-separated, "
+                     "user_id left out), or edit schema/schema.pbtxt"
+                     % ", ".join(profile))
+    if "pid" in features:
+        fixes.append("the pid values differ from the schema's: pass --pid-values with the "
+                     "data's values (comma-separated), or --pid-values '' to accept any pid")
+    return fixes
+
+
 def check_and_pass_schema(anomalies: standard_artifacts.ExampleAnomalies,
                           schema: standard_artifacts.Schema,
                           validated_schema: standard_artifacts.Schema) -> None:
     """Raises DataAnomaliesError on any anomaly; otherwise copies the schema to the output."""
     problems = describe(read_anomalies(anomalies))
     if problems:
+        by_split = read_anomalies(anomalies)
+        fixes = suggested_fixes(by_split)
         message = ("ExampleValidator found %d anomalies; Transform will not run on this data. "
                    "Fix the input or the curated schema (schema/schema.pbtxt):\n  %s"
                    % (len(problems), "\n  ".join(problems)))
+        if fixes:
+            message += "\nTo fix: " + "; ".join(fixes)
         print(message, flush=True)
         raise DataAnomaliesError(message)
     tf.io.gfile.makedirs(validated_schema.uri)

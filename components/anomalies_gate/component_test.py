@@ -49,6 +49,19 @@ def test_anomalies_stop_the_run_and_are_listed(tmp_path, capsys):
         error.value)
     assert "feature 'pid'" in capsys.readouterr().out
     assert not os.path.exists(artifacts[2].uri)
+    assert "--pid-values" in str(error.value) and "--profile-fields" not in str(error.value)
+
+
+def test_profile_anomalies_name_the_flag_that_fixes_them(tmp_path):
+    bad = anomalies_pb2.Anomalies()
+    bad.anomaly_info["profile_gender"].short_description = "New column"
+    bad.anomaly_info["profile_cms_segid"].short_description = "Column dropped"
+    artifacts = make_artifacts(tmp_path, {"train": bad, "eval": anomalies_pb2.Anomalies()})
+    with pytest.raises(DataAnomaliesError) as error:
+        check_and_pass_schema(*artifacts)
+    fix = str(error.value).split("To fix: ", 1)[1]
+    assert "--profile-fields" in fix and "profile_cms_segid, profile_gender" in fix
+    assert "--pid-values" not in fix
 
 
 def test_component_wires_schema_through():
