@@ -27,6 +27,7 @@ from models import features as F
 from models import preprocessing
 from models.config import ModelConfig
 from models.diagnostics import memory_diagnostics_callback
+from models.progress import progress_callback
 from models.model_factory import build_compiled_model
 
 REQUIRED_SERVING_IDS = (F.USER_ID, F.ITEM_ID)
@@ -159,9 +160,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Slot similarity, addressing entropy and read spread of DUMN's memories (collapse shows
     # here), on the first training batch, every 100 steps.
     diagnostics = memory_diagnostics_callback(fn_args.model_run_dir, features, every_steps=100)
+    progress = progress_callback(fn_args.train_steps, global_batch)
     model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1,
               validation_data=evaluation, validation_steps=fn_args.eval_steps,
-              callbacks=[tensorboard, diagnostics], verbose=2)
+              callbacks=[tensorboard, diagnostics, progress], verbose=2)
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     logging.info("run_fn: exported to %s", fn_args.serving_model_dir)
 

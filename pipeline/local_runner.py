@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a Beam pipeline argument for the data components (repeatable); "
                         "default: %s" % " ".join(d.beam_pipeline_args))
     p.add_argument("--verbose", action="store_true",
-                   help="on a data or configuration error, print the whole traceback "
-                        "instead of one line")
+                   help="print every log line on the console (by default they go to "
+                        "OUTPUT_ROOT/logs/<run id>.log and the console shows one line per "
+                        "component, training progress, warnings and the summary), and on a "
+                        "data or configuration error the whole traceback instead of one line")
     p.add_argument("--enable-cache", action="store_true",
                    help="reuse outputs of unchanged components (only when the data folder "
                         "has not changed since the last run)")
@@ -170,11 +172,39 @@ def main(argv=None) -> int:
     except ValueError as error:
         print("error: %s" % error, file=sys.stderr)
         return 2
-    if args.data is None:
-        ensure_simulated_data(config.data_root)
-    elif not os.path.isdir(config.data_root):
+    if args.data is not None and not os.path.isdir(config.data_root):
         print("error: --data %s is not a folder" % config.data_root, file=sys.stderr)
         return 2
+    if args.verbose:
+        return _run_and_report(args, config, _PlainConsole())
+    # Quiet console: component, progress and warning lines here, everything else in the log.
+    from pipeline.console import QuietConsole
+    log_path = os.path.join(os.path.abspath(args.output_root), "logs",
+                            time.strftime("%Y%m%d-%H%M%S") + ".log")
+    with QuietConsole(log_path) as console:
+        console.error("full log: %s" % log_path)
+        return _run_and_report(args, config, console, log_path)
+
+
+class _PlainConsole:
+    """--verbose: everything on the console as it comes."""
+
+    @staticmethod
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+
+    @staticmethod
+    def error(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    @staticmethod
+    def log_traceback() -> None:
+        pass
+
+
+def _run_and_report(args, config: PipelineConfig, console, log_path: str = None) -> int:
+    if args.data is None:
+        ensure_simulated_data(config.data_root)
     from pipeline.results import oracle_auc
     started = time.time()
     try:
@@ -182,12 +212,17 @@ def main(argv=None) -> int:
     except user_errors() as error:
         if args.verbose:
             raise
-        # A problem with the data or the settings: one line that names it, not 20 frames.
-        print("error: %s: %s" % (type(error).__name__, " ".join(str(error).split())),
-              file=sys.stderr)
+        # A problem with the data or the settings: one line that names it, not 20 frames
+        # (those go to the log file).
+        console.log_traceback()
+        console.error("error: %s: %s" % (type(error).__name__, " ".join(str(error).split())))
+        if log_path:
+            console.error("full log: %s" % log_path)
         return 1
-    print("\n=== DUMN pipeline finished in %.0f s ===" % (time.time() - started))
-    print(result.format(oracle_auc(config.data_root)), flush=True)
+    console.say("\n=== DUMN pipeline finished in %.0f s ===" % (time.time() - started))
+    console.say(result.format(oracle_auc(config.data_root)))
+    if log_path:
+        console.say("full log: %s" % log_path)
     return 0
 
 

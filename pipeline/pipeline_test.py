@@ -156,13 +156,44 @@ def test_undefined_metrics_print_as_not_available():
     assert "0.0000" not in text.split("mean_label")[0]
 
 
-def test_a_data_error_is_one_line_and_a_nonzero_exit(tmp_path, capsys):
+def test_a_data_error_is_one_line_and_a_nonzero_exit(tmp_path, capfd):
     from pipeline import local_runner
     data = tmp_path / "logs"
     data.mkdir()
     (data / "clicks.csv").write_text("user_id,item_id\nu,i\n")  # a log the layout cannot read
     code = local_runner.main(["--data", str(data), "--output-root", str(tmp_path / "out")])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = capfd.readouterr().err.strip().splitlines()
     assert code == 1
-    assert err[-1].startswith("error: ValueError: cannot tell the log layout") and "clicks.csv" in err[-1]
+    error = [line for line in err if line.startswith("error: ")]
+    assert len(error) == 1 and "ValueError: cannot tell the log layout" in error[0]
+    assert "clicks.csv" in error[0]
     assert not any(line.startswith("Traceback") for line in err)
+    # Quiet console: the component lines and the log's path; the rest is in the log.
+    assert any(line.endswith("FeedbackExampleGen started") for line in err)
+    log = [line[len("full log: "):] for line in err if line.startswith("full log: ")][-1]
+    assert log.startswith(str(tmp_path / "out" / "logs"))
+    with open(log) as f:
+        assert "Traceback" in f.read()  # the whole story stays in the log
+
+
+def test_quiet_console_keeps_components_progress_and_warnings():
+    import logging
+
+    from pipeline.console import is_for_console
+
+    def record(name, level, message):
+        return logging.LogRecord(name, level, __file__, 1, message, (), None)
+
+    shown = [("absl", logging.INFO, "Component Transform is running."),
+             ("absl", logging.INFO, "Component Transform is finished."),
+             ("dumn.progress", logging.INFO, "Trainer step 100/500"),
+             ("dumn-pipeline", logging.INFO, "simulating the built-in dataset"),
+             ("components.feedback_example_gen.beam_steps", logging.WARNING, "not read: x"),
+             ("tensorflow", logging.ERROR, "a real error")]
+    hidden = [("apache_beam.runners.portability.local_job_service", logging.INFO,
+               "Worker: severity: INFO message: Creating insecure state channel"),
+              ("absl", logging.INFO, "Running launcher for node_info {"),
+              ("absl", logging.WARNING, "ArtifactQuery.property_predicate is not supported."),
+              ("tensorflow", logging.WARNING, "From tensorflow_transform: deprecated")]
+    assert all(is_for_console(record(*r)) for r in shown)
+    assert not any(is_for_console(record(*r)) for r in hidden)

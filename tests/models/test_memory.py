@@ -156,3 +156,25 @@ def test_memory_diagnostics_are_logged_to_tensorboard(tmp_path):
     value = float(tf.make_ndarray(events.Tensors("memory/click/slot_cosine")[-1].tensor_proto))
     expected = slot_cosine(model.memory_variables()["click"].numpy())
     assert abs(value - expected) < 1e-5
+
+
+def test_training_progress_lines(caplog):
+    import logging
+
+    from models import features as F
+    from models.model_factory import build_compiled_model
+    from models.progress import PROGRESS_LOGGER, progress_callback
+    from models.testing_utils import random_features, tiny_config
+
+    config = tiny_config(model="din")
+    x = random_features(config, 40, seed=2)
+    y = x.pop(F.LABEL)
+    model = build_compiled_model(config)
+    with caplog.at_level(logging.INFO, logger=PROGRESS_LOGGER):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                  callbacks=[progress_callback(total_steps=5, batch_size=8, every_steps=2)])
+    lines = [r.getMessage() for r in caplog.records if r.name == PROGRESS_LOGGER]
+    assert [line.split("  ")[0] for line in lines] == [
+        "Trainer step 2/5", "Trainer step 4/5", "Trainer step 5/5"]
+    assert all(" loss " in line and " auc " in line and line.endswith("examples/s")
+               for line in lines)
