@@ -8,11 +8,13 @@ then prints the eval AUC next to the simulator's oracle AUC, the blessing and th
         --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=2
 """
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 import time
+from typing import List, Optional
 
 import legacy_keras  # noqa: F401  (before TensorFlow)
 
@@ -202,12 +204,32 @@ class _PlainConsole:
         pass
 
 
+def profile_fields_of(config: PipelineConfig) -> Optional[List[str]]:
+    """For canonical logs without --profile-fields: the profile columns of the data's
+    users.csv (user_id left out), so that one's own profile table passes the schema; None
+    for the Tianchi layout (the curated schema lists its profile fields) or when unknown."""
+    from components.feedback_example_gen import beam_steps, readers
+    try:
+        files = beam_steps.discover(config.data_root, config.layout, ignore_unknown_files=True,
+                                    check_archives=False)
+    except ValueError:
+        return None  # the ExampleGen will say what is wrong with the folder
+    if files.layout != readers.CANONICAL or not files.files.get("users"):
+        return None
+    return list(files.profile_fields)
+
+
 def _run_and_report(args, config: PipelineConfig, console, log_path: str = None) -> int:
     if args.data is None:
         ensure_simulated_data(config.data_root)
     from pipeline.results import oracle_auc
     started = time.time()
     try:
+        if config.schema_profile_fields is None:
+            fields = profile_fields_of(config)
+            if fields is not None:
+                logger.info("schema profile fields from users.csv: %s", ", ".join(fields))
+                config = dataclasses.replace(config, schema_profile_fields=fields)
         result, _ = run(config, enable_cache=args.enable_cache)
     except user_errors() as error:
         if args.verbose:

@@ -113,13 +113,14 @@ def _unread_reason(path: str, layout: str) -> str:
     return "not a log file of the %s layout" % layout
 
 
-def discover(input_base: str, layout: str = "auto",
-             ignore_unknown_files: bool = False) -> LogFiles:
+def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool = False,
+             check_archives: bool = True) -> LogFiles:
     """Lists the log files under `input_base` (recursively: date partitions such as
     day=2017-05-06/events.csv are read), reads their headers and checks that every
     compressed file can be read to its end. Every file that is not read is returned in
     `unread` with its reason; a log-like file (.csv, .gz, .bz2, ...) that matches no role
     of the layout is an error unless `ignore_unknown_files`. Fails clearly if nothing is left.
+    `check_archives=False` skips the decompression check (for a quick look at the headers).
     """
     pattern = input_base.rstrip("/") + "/**"
     matches = FileSystems.match([pattern])[0].metadata_list
@@ -153,7 +154,8 @@ def discover(input_base: str, layout: str = "auto",
     headers = {}
     for kind_paths in files.values():
         for path in kind_paths:
-            verify_compressed(path)
+            if check_archives:
+                verify_compressed(path)
             with FileSystems.open(path) as f:
                 headers[path] = f.readline()
     for path, why in sorted(unread.items()):
