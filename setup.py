@@ -12,7 +12,7 @@ setup(
     description="Reference TFX pipeline for DUMN (Bian et al., RecSys '21) on Taobao-style feedback logs",
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline*", "components*", "models*", "kubeflow*", "simulator*"]),
-    py_modules=["legacy_keras"],
+    py_modules=["legacy_keras", "beam_fixes", "feedback_contract"],
     package_data={"": ["*.pbtxt", "*.yaml"]},
     install_requires=[
         "tfx[kfp]==1.16.0",

@@ -1,6 +1,6 @@
 """components package."""
 import legacy_keras  # noqa: F401  (selects Keras 2 before TensorFlow loads)
-from components import beam_fixes  # noqa: F401  (Beam data-plane race that drops data)
+import beam_fixes  # noqa: F401  (Beam data-plane race that drops data)
 
 
 def __getattr__(name):

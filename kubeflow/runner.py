@@ -33,7 +33,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import legacy_keras  # noqa: F401  (before TensorFlow)
 
 from kubeflow.config import ConfigError, KubeflowConfig, resolve
-from kubeflow.image import BAKED_SCHEMA_ROOT, VARIANTS_FILE, baked_schema_path, read_variants
+from kubeflow.baked_schemas import (BAKED_SCHEMA_ROOT, VARIANTS_FILE, baked_schema_path,
+                                    read_variants)
 
 logger = logging.getLogger("dumn-kubeflow")
 

@@ -28,39 +28,18 @@ four histories and the triplet samples.
 """
 from typing import Dict, Iterable, List, Optional
 
-FEEDBACK_TYPES = ("click", "unclick", "like", "dislike")
+# The names the raw example shares with this contract are declared once, there.
+from feedback_contract import (BRAND_ID, CATE_ID, FEEDBACK_TYPES, ITEM_ID,  # noqa: F401
+                               ITEM_PARTS, LABEL, PID, PRICE, TARGET_ITEM_PARTS, USER_ID,
+                               full_length, sample, seq)
+
 # Opposite pairs used by the triplet loss (eq. 17): the negative of type f is OPPOSITE[f].
 OPPOSITE = {"click": "unclick", "unclick": "click", "like": "dislike", "dislike": "like"}
-ITEM_PARTS = ("item", "cate", "brand")
-
-USER_ID = "user_id"
-ITEM_ID = "item_id"
-CATE_ID = "cate_id"
-BRAND_ID = "brand_id"
-TARGET_ITEM_PARTS = {"item": ITEM_ID, "cate": CATE_ID, "brand": BRAND_ID}
-PID = "pid"
-PRICE = "price"
-LABEL = "label"
-
-
-def seq(feedback: str, part: str) -> str:
-    """Name of a history sequence, e.g. seq('click', 'item') == 'click_item_seq'."""
-    return "%s_%s_seq" % (feedback, part)
 
 
 def length(feedback: str) -> str:
     """Name of a history's length clipped to T, e.g. 'click_len'."""
     return "%s_len" % feedback
-
-
-def full_length(feedback: str) -> str:
-    """Name of the unclipped history length (analysis and slicing only), e.g. 'click_full_len'."""
-    return "%s_full_len" % feedback
-
-
-def sample(feedback: str, part: str) -> str:
-    """Name of a triplet-sample list, e.g. sample('like', 'brand') == 'like_brand_samples'."""
-    return "%s_%s_samples" % (feedback, part)
 
 
 def sample_count(feedback: str) -> str:

@@ -71,7 +71,7 @@ from tensorflow_transform import schema_inference
 
 from models import features as F
 from models.raw_features import profile_features
-from components import beam_fixes  # noqa: F401,I100  (Transform runs Beam: data-plane race fix)
+import beam_fixes  # noqa: F401,I100  (Transform runs Beam: data-plane race fix)
 
 HISTORY_BUCKET = "history_bucket"
 HISTORY_BUCKET_BOUNDARIES = (1, 5, 20, 50, 100)

@@ -9,7 +9,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-from components import beam_fixes
+import beam_fixes
 from models.config import ModelConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

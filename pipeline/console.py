@@ -97,7 +97,10 @@ class QuietConsole:
         self._added = [to_file, to_console]
         for handler in self._added:
             root.addHandler(handler)
+        self._levels = (root.level, logging.getLogger("absl").level)
         root.setLevel(logging.INFO)
+        # TFX announces components through absl at INFO; a library may have raised it.
+        logging.getLogger("absl").setLevel(logging.INFO)
         # absl (TFX's logging) keeps its own handler on stderr; without it its records go
         # through the root logger's handlers above.
         try:
@@ -134,6 +137,8 @@ class QuietConsole:
             root.removeHandler(handler)
         for handler in self._handlers:
             root.addHandler(handler)
+        root.setLevel(self._levels[0])
+        logging.getLogger("absl").setLevel(self._levels[1])
         os.dup2(self._saved[0], 1)
         os.dup2(self._saved[1], 2)
         for fd in self._saved:

@@ -103,7 +103,7 @@ def test_configuration_errors_are_clear():
         PipelineConfig(auc_floor=1.5)
     with pytest.raises(ValueError, match="model must be"):
         PipelineConfig(model="xgboost")
-    # Beam's multi_threading mode loses elements (components/beam_fixes.py): refused up front.
+    # Beam's multi_threading mode loses elements (beam_fixes.py): refused up front.
     with pytest.raises(ValueError, match="multi_threading is refused"):
         PipelineConfig(beam_pipeline_args=["--direct_running_mode=multi_threading"])
 
@@ -165,7 +165,7 @@ def test_a_data_error_is_one_line_and_a_nonzero_exit(tmp_path, capfd):
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 1
     error = [line for line in err if line.startswith("error: ")]
-    assert len(error) == 1 and "ValueError: cannot tell the log layout" in error[0]
+    assert len(error) == 1 and "ValueError: cannot tell the log layout" in error[0], err
     assert "clicks.csv" in error[0]
     assert not any(line.startswith("Traceback") for line in err)
     # Quiet console: the component lines and the log's path; the rest is in the log.

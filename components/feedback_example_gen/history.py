@@ -27,7 +27,7 @@ from typing import (Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optiona
                     Tuple)
 
 from components.feedback_example_gen.readers import CLICK, Event, FEEDBACK_VALUES
-from models import features as F
+import feedback_contract as F
 
 TRAIN, EVAL = "train", "eval"
 TIMESTAMP = "timestamp"

@@ -9,7 +9,7 @@ calls is discarded: whole chunks of encoded elements vanish, no error is raised,
 simply sees less input. The longer a stage's input takes to send (large stages), the more is
 lost. We measured it on our ExampleGen: 6% to 18% of the elements of large stages lost at 3M
 and 10M events (the row-count check in the executor caught it); a stress run of 3,000 writes
-against a 2 ms flush lost 26% of the bytes. `components/beam_fixes_test.py` reproduces the race
+against a 2 ms flush lost 26% of the bytes. `tests/test_beam_fixes.py` reproduces the race
 deterministically.
 
 **The fix.** Writers take the same lock as the periodic flush, so a flush never falls between

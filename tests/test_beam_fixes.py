@@ -5,7 +5,7 @@ import time
 import pytest
 from apache_beam.runners.worker import data_plane
 
-from components import beam_fixes
+import beam_fixes
 
 
 def _deliver_with_a_write_during_flush(stream_class) -> bytes:

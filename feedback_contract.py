@@ -1,0 +1,35 @@
+"""The names the raw feedback example and the model's input share: one declaration.
+
+The feedback-history ExampleGen (components/) writes examples with these feature names and
+the Transform step and the models (models/) read them, so both sides import this module
+instead of one importing the other (which made components and models import each other).
+models/features.py re-exports every name and adds the transformed-only ones (clipped
+lengths, sample counts, shapes).
+"""
+
+FEEDBACK_TYPES = ("click", "unclick", "like", "dislike")
+ITEM_PARTS = ("item", "cate", "brand")
+
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+CATE_ID = "cate_id"
+BRAND_ID = "brand_id"
+TARGET_ITEM_PARTS = {"item": ITEM_ID, "cate": CATE_ID, "brand": BRAND_ID}
+PID = "pid"
+PRICE = "price"
+LABEL = "label"
+
+
+def seq(feedback: str, part: str) -> str:
+    """Name of a history sequence, e.g. seq('click', 'item') == 'click_item_seq'."""
+    return "%s_%s_seq" % (feedback, part)
+
+
+def full_length(feedback: str) -> str:
+    """Name of the unclipped history length (analysis and slicing only), e.g. 'click_full_len'."""
+    return "%s_full_len" % feedback
+
+
+def sample(feedback: str, part: str) -> str:
+    """Name of a triplet-sample list, e.g. sample('like', 'brand') == 'like_brand_samples'."""
+    return "%s_%s_samples" % (feedback, part)
