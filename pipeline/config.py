@@ -44,6 +44,8 @@ class PipelineConfig:
     # The first second of the eval split, instead of the last eval_days calendar days (for
     # logs that span a single day, or a fixed cut). None = use eval_days.
     eval_start_timestamp: Optional[int] = None
+    # Or: the last this fraction of the impressions by time (0 < F < 1). None = eval_days.
+    eval_fraction: Optional[float] = None
     max_bad_row_fraction: float = 0.01
     # Run without log-like files whose names match no file of the layout (else: fail).
     ignore_unknown_files: bool = False
@@ -82,6 +84,10 @@ class PipelineConfig:
             errors.append("eval_days must be >= 1")
         if self.eval_start_timestamp is not None and self.eval_start_timestamp <= 0:
             errors.append("eval_start_timestamp must be a Unix time in seconds (> 0)")
+        if self.eval_fraction is not None and not 0.0 < self.eval_fraction < 1.0:
+            errors.append("eval_fraction must be in (0, 1)")
+        if self.eval_fraction is not None and self.eval_start_timestamp is not None:
+            errors.append("give eval_start_timestamp or eval_fraction, not both")
         if self.train_steps < 1 or self.eval_steps < 1 or self.batch_size < 1:
             errors.append("train_steps, eval_steps and batch_size must be >= 1")
         if not 0.0 <= self.auc_floor <= 1.0:

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-start", type=int, default=None, metavar="TIMESTAMP",
                    help="first second (Unix time) of the eval split, instead of the last "
                         "--eval-days calendar days; for logs that span one day")
+    p.add_argument("--eval-fraction", type=float, default=None, metavar="F",
+                   help="the last F (0 < F < 1) of the impressions by time form the eval "
+                        "split, instead of the last --eval-days calendar days")
     p.add_argument("--ignore-unknown-files", action="store_true",
                    help="run without log-like files (.csv, .gz, .bz2, ...) under --data whose "
                         "names match no file of the layout; without it such files fail the "
@@ -104,7 +107,7 @@ def config_from_args(args) -> PipelineConfig:
         auc_floor=args.auc_floor, auc_max_regression=args.auc_max_regression,
         max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
         ignore_unknown_files=args.ignore_unknown_files,
-        eval_start_timestamp=args.eval_start,
+        eval_start_timestamp=args.eval_start, eval_fraction=args.eval_fraction,
         model_overrides=parse_overrides(args.model_override),
         schema_profile_fields=(args.profile_fields.split(",")
                                if args.profile_fields is not None else None),

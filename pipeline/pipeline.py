@@ -71,7 +71,8 @@ def create_components(config: PipelineConfig, schema_file: str) -> List:
         num_samples=config.num_samples, eval_days=config.eval_days, seed=config.seed,
         max_bad_row_fraction=config.max_bad_row_fraction,
         ignore_unknown_files=config.ignore_unknown_files,
-        eval_start_timestamp=config.eval_start_timestamp)
+        eval_start_timestamp=config.eval_start_timestamp,
+        eval_fraction=config.eval_fraction)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(

@@ -163,6 +163,22 @@ def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool =
     return LogFiles(layout, files, headers, unread)
 
 
+# Resolution of --eval-fraction: the boundary is one of this many quantiles of the
+# impression times (Beam's ApproximateQuantiles; exact below its buffer size).
+EVAL_FRACTION_QUANTILES = 1000
+
+
+def eval_start_for_fraction(quantiles: List[int], fraction: float) -> int:
+    """The impression time from which about `fraction` of the impressions lie (the eval
+    split: every impression at or after it). `quantiles` are the evenly spaced quantiles of
+    the impression times, smallest first; never the first one, so the train split keeps
+    at least the earliest second."""
+    if not quantiles:
+        return 0
+    index = int(round((1.0 - fraction) * (len(quantiles) - 1)))
+    return int(quantiles[min(max(index, 1), len(quantiles) - 1)])
+
+
 def eval_start_timestamp(max_impression_timestamp: int, eval_days: int,
                          timezone_offset_hours: int) -> int:
     """First second of the last `eval_days` calendar days (in the logs' time zone)."""
@@ -204,8 +220,9 @@ class _ParseLines(beam.DoFn):
     (name, n); 'max_time' — the latest impression timestamp of the bundle.
     """
 
-    def __init__(self, file_readers: Dict[str, Tuple[str, object]]):
+    def __init__(self, file_readers: Dict[str, Tuple[str, object]], emit_times: bool = False):
         super().__init__()
+        self._emit_times = emit_times
         # path -> (kind, reader, the count key of the file's lines)
         self._files = {path: (kind, reader, "lines/" + os.path.basename(path))
                        for path, (kind, reader) in file_readers.items()}
@@ -232,6 +249,8 @@ class _ParseLines(beam.DoFn):
                 counts["impressions"] += 1
                 if self._max_time is None or record.timestamp > self._max_time:
                     self._max_time = record.timestamp
+                if self._emit_times:
+                    yield beam.pvalue.TaggedOutput("times", record.timestamp)
             else:
                 counts["history_only_events"] += 1
             yield record.user_id, (EVENT_TAG, tuple(record))
@@ -327,7 +346,8 @@ class BuildFeedbackExamples(beam.PTransform):
 
     def __init__(self, log_files: LogFiles, report_dir: str, max_seq_len: int, num_samples: int,
                  eval_days: int, seed: int, timezone_offset_hours: int = 8,
-                 eval_start_override: Optional[int] = None):
+                 eval_start_override: Optional[int] = None,
+                 eval_fraction: Optional[float] = None):
         super().__init__()
         self._files = log_files
         self._report_dir = report_dir
@@ -337,6 +357,7 @@ class BuildFeedbackExamples(beam.PTransform):
         self._seed = seed
         self._tz = timezone_offset_hours
         self._eval_start_override = eval_start_override
+        self._eval_fraction = eval_fraction
 
     def _file_readers(self, kinds) -> Dict[str, Tuple[str, object]]:
         layout = self._files.layout
@@ -344,14 +365,14 @@ class BuildFeedbackExamples(beam.PTransform):
                                                 os.path.basename(path)))
                 for kind in kinds for path in self._files.files.get(kind, [])}
 
-    def _parse(self, pbegin, label: str, file_readers, **side_inputs):
+    def _parse(self, pbegin, label: str, file_readers, emit_times: bool = False, **side_inputs):
         lines = (pbegin | "Files[%s]" % label >> beam.Create(sorted(file_readers))
                  | "Read[%s]" % label >> beam.io.ReadAllFromText(
                      desired_bundle_size=READ_RANGE_BYTES, skip_header_lines=1,
                      coder=beam.coders.BytesCoder(), with_filename=True))
         return lines | "Parse[%s]" % label >> beam.ParDo(
-            _ParseLines(file_readers), **side_inputs).with_outputs(
-                "bad", "counts", "max_time", main="records")
+            _ParseLines(file_readers, emit_times), **side_inputs).with_outputs(
+                "bad", "counts", "max_time", "times", main="records")
 
     def expand(self, pbegin):
         layout = self._files.layout
@@ -372,7 +393,8 @@ class BuildFeedbackExamples(beam.PTransform):
             item_pairs = grouped_items | "FirstItem" >> beam.Map(lambda kv: (kv[0], min(kv[1])))
         else:
             item_pairs = pbegin | "NoItems" >> beam.Create([])
-        main = self._parse(pbegin, "events", other_readers,
+        by_fraction = self._eval_start_override is None and self._eval_fraction is not None
+        main = self._parse(pbegin, "events", other_readers, emit_times=by_fraction,
                            items=beam.pvalue.AsDict(item_pairs))
         counts.append(main.counts)
         bad.append(main.bad)
@@ -384,6 +406,13 @@ class BuildFeedbackExamples(beam.PTransform):
 
         if self._eval_start_override is not None:
             eval_start = pbegin | "EvalStart" >> beam.Create([self._eval_start_override])
+        elif by_fraction:
+            fraction = self._eval_fraction
+            eval_start = (main.times
+                          | "TimeQuantiles" >> beam.ApproximateQuantiles.Globally(
+                              EVAL_FRACTION_QUANTILES + 1)
+                          | "EvalStart" >> beam.Map(
+                              lambda q: eval_start_for_fraction(q, fraction)))
         else:
             eval_days, tz = self._eval_days, self._tz
             eval_start = (main.max_time

@@ -37,6 +37,7 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         "seed": ExecutionParameter(type=int),
         "max_bad_row_fraction": ExecutionParameter(type=float),
         "ignore_unknown_files": ExecutionParameter(type=int, optional=True),
+        "eval_fraction": ExecutionParameter(type=float, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -55,7 +56,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
                  num_samples: int = 5, eval_days: int = 1,
                  eval_start_timestamp: Optional[int] = None, timezone_offset_hours: int = 8,
                  seed: int = 0, max_bad_row_fraction: float = 0.01,
-                 ignore_unknown_files: bool = False):
+                 ignore_unknown_files: bool = False, eval_fraction: Optional[float] = None):
         """
         Args:
           input_base: folder of the logs (local path, gs://, s3:// ...).
@@ -64,6 +65,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
           num_samples: K, triplet samples per feedback type.
           eval_days: the last days of impressions that form the eval split (>= 1).
           eval_start_timestamp: fixes the first second of the eval split instead.
+          eval_fraction: the last this fraction (0 < F < 1) of the impressions by time form
+            the eval split instead (for logs of a single day); not with eval_start_timestamp.
           timezone_offset_hours: time zone of the log's calendar days (Beijing: 8).
           seed: seed of the triplet samples.
           max_bad_row_fraction: the run fails when more lines than this are bad.
@@ -73,6 +76,10 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
         """
         if max_seq_len < 1 or num_samples < 0 or eval_days < 1:
             raise ValueError("need max_seq_len >= 1, num_samples >= 0 and eval_days >= 1")
+        if eval_fraction is not None and not 0.0 < eval_fraction < 1.0:
+            raise ValueError("eval_fraction must be in (0, 1), got %r" % (eval_fraction,))
+        if eval_fraction is not None and eval_start_timestamp:
+            raise ValueError("give eval_start_timestamp or eval_fraction, not both")
         if not 0.0 <= max_bad_row_fraction <= 1.0:
             raise ValueError("max_bad_row_fraction must be in [0, 1]")
         spec = FeedbackExampleGenSpec(
@@ -82,6 +89,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             timezone_offset_hours=timezone_offset_hours, seed=seed,
             max_bad_row_fraction=float(max_bad_row_fraction),
             ignore_unknown_files=int(bool(ignore_unknown_files)),
+            eval_fraction=float(eval_fraction) if eval_fraction is not None else None,
             examples=types.Channel(type=standard_artifacts.Examples),
             log_report=types.Channel(type=FeedbackLogReport))
         super().__init__(spec=spec)

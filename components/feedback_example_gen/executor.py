@@ -50,7 +50,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 eval_days=exec_properties["eval_days"],
                 seed=exec_properties["seed"],
                 timezone_offset_hours=exec_properties["timezone_offset_hours"],
-                eval_start_override=override)
+                eval_start_override=override,
+                eval_fraction=exec_properties.get("eval_fraction") or None)
             for split, serialized in splits.items():
                 # Written as they come, without TFX's WriteSplit Reshuffle: that shuffle
                 # makes the runner hold every example at once (about 3 KB each at T = 100,
@@ -119,5 +120,6 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                 "no %s examples were produced (%s). Check that the logs hold impressions "
                 "(click/unclick with an item id) and that the eval split leaves impressions on "
                 "both sides: eval_days counts calendar days from the last one, so logs of a "
-                "single day need --eval-start TIMESTAMP (a second within that day)."
+                "single day need --eval-start TIMESTAMP (a second within that day) or "
+                "--eval-fraction F (the last F of the impressions by time)."
                 % (split, summary.format().replace("\n", "; ")))

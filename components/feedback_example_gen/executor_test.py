@@ -370,3 +370,17 @@ def test_single_day_logs_need_and_take_an_eval_start(tmp_path):
                              eval_start_timestamp=T0 + 100 * 30)
     counts = beam_steps.read_summary(report.uri).counts
     assert (counts["examples_train"], counts["examples_eval"]) == (30, 10)
+    # Or the last quarter of the impressions by time (to a quantile's resolution: the
+    # boundary is the 0.75 quantile of the 40 times, which lies between the 30th and 31st).
+    _, report = run_executor(str(data), str(tmp_path / "out3"), eval_fraction=0.25)
+    counts = beam_steps.read_summary(report.uri).counts
+    assert counts["examples_train"] + counts["examples_eval"] == 40
+    assert counts["examples_eval"] in (10, 11)
+    assert counts["eval_start_timestamp"] == T0 + 100 * (40 - counts["examples_eval"])
+
+
+def test_eval_start_for_fraction_picks_the_quantile():
+    quantiles = list(range(0, 1001))  # times 0..1000, evenly
+    assert beam_steps.eval_start_for_fraction(quantiles, 0.25) == 750
+    assert beam_steps.eval_start_for_fraction(quantiles, 0.999999) == 1  # never the first
+    assert beam_steps.eval_start_for_fraction([], 0.5) == 0
