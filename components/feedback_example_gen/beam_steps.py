@@ -310,14 +310,17 @@ class _BuildUserExamples(beam.DoFn):
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
                                        eval_start)
         produced = {history.TRAIN: 0, history.EVAL: 0}
+        clicks = {history.TRAIN: 0, history.EVAL: 0}
         without_category = 0
         for split, example in history.build_user_examples(user_id, events, profile,
                                                           self._profile_fields, config):
             produced[split] += 1
+            clicks[split] += example[history.F.LABEL][0]
             without_category += not example[history.F.CATE_ID][0]
             yield beam.pvalue.TaggedOutput(split, history.serialize_example(example))
         for split, count in produced.items():
             yield beam.pvalue.TaggedOutput("counts", ("examples_" + split, count))
+            yield beam.pvalue.TaggedOutput("counts", ("clicks_" + split, clicks[split]))
         yield beam.pvalue.TaggedOutput("counts", ("users_with_impressions", 1))
         # An impression whose item is in no table and whose log has no category (possible in
         # the Tianchi layout) keeps an empty category: counted, not dropped.

@@ -38,6 +38,8 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         "max_bad_row_fraction": ExecutionParameter(type=float),
         "ignore_unknown_files": ExecutionParameter(type=int, optional=True),
         "eval_fraction": ExecutionParameter(type=float, optional=True),
+        # 0 lets an eval split with one label only pass (hand-made tiny logs); default 1.
+        "check_eval_labels": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {

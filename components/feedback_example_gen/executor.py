@@ -72,11 +72,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for split in SPLITS:
             report.set_int_custom_property("examples_" + split,
                                            summary.counts.get("examples_" + split, 0))
-        check_summary(summary, exec_properties["max_bad_row_fraction"], report.uri)
+        check_summary(summary, exec_properties["max_bad_row_fraction"], report.uri,
+                      check_eval_labels=bool(exec_properties.get("check_eval_labels", 1)))
 
 
 def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
-                  report_uri: str) -> None:
+                  report_uri: str, check_eval_labels: bool = True) -> None:
     """Fails the run, with a message that says what to look at, when the output is unusable."""
     for role, (bad, lines, fraction) in sorted(summary.role_bad_row_fractions().items()):
         if fraction > max_bad_row_fraction:
@@ -123,3 +124,12 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                 "single day need --eval-start TIMESTAMP (a second within that day) or "
                 "--eval-fraction F (the last F of the impressions by time)."
                 % (split, summary.format().replace("\n", "; ")))
+    if check_eval_labels and "clicks_eval" in c:
+        clicks, examples = c["clicks_eval"], c.get("examples_eval", 0)
+        if clicks in (0, examples):
+            raise UnusableOutputError(
+                "the eval split (impressions from timestamp %d on: %d examples) holds %s, so "
+                "its AUC is undefined and no model could be judged on it; move its boundary "
+                "with --eval-days, --eval-start or --eval-fraction"
+                % (c.get("eval_start_timestamp", 0), examples,
+                   "no click" if clicks == 0 else "only clicks"))

@@ -147,7 +147,8 @@ def test_tianchi_golden(tmp_path):
     write(data, "behavior_log.csv", "user,time_stamp,btag,cate,brand\n"
                                     "7,%d,pv,6407,NULL\n7,%d,cart,6406,3\n7,%d,share,1,1\n"
                                     % (T0 + 10, T0 + 20, T0 + 30))
-    examples, report = run_executor(data, str(tmp_path / "out"))
+    # Its eval split holds one click only: the one-label check is off for this golden case.
+    examples, report = run_executor(data, str(tmp_path / "out"), check_eval_labels=0)
     train, evaluation = read_split(examples, "train"), read_split(examples, "eval")
     assert len(train) == 1 and len(evaluation) == 1
     first, later = train[0], evaluation[0]
@@ -171,9 +172,11 @@ def test_too_many_bad_rows_fail_with_a_clear_message(tmp_path):
                               "u,i,c,b,%d,click\nu,i,c,b,%d,click\nu,i,c,b,oops,click\n"
                               % (T0, T0 + DAY))
     with pytest.raises(BadRowsError, match=r"1 of 3 lines .*non-numeric timestamp 1"):
-        run_executor(data, str(tmp_path / "out"), max_bad_row_fraction=0.2)
+        run_executor(data, str(tmp_path / "out"), max_bad_row_fraction=0.2,
+                     check_eval_labels=0)
     # Within the allowed fraction the run succeeds and reports it.
-    _, report = run_executor(data, str(tmp_path / "out2"), max_bad_row_fraction=0.5)
+    _, report = run_executor(data, str(tmp_path / "out2"), max_bad_row_fraction=0.5,
+                             check_eval_labels=0)
     assert beam_steps.read_summary(report.uri).bad_rows == 1
 
 
@@ -377,6 +380,20 @@ def test_single_day_logs_need_and_take_an_eval_start(tmp_path):
     assert counts["examples_train"] + counts["examples_eval"] == 40
     assert counts["examples_eval"] in (10, 11)
     assert counts["eval_start_timestamp"] == T0 + 100 * (40 - counts["examples_eval"])
+
+
+def test_an_eval_split_with_one_label_only_stops_the_run():
+    counts = {"lines/e.csv": 10, "impressions": 10, "events_grouped": 10, "examples_train": 7,
+              "examples_eval": 3, "clicks_train": 2, "clicks_eval": 0,
+              "eval_start_timestamp": T0}
+    with pytest.raises(RuntimeError, match=r"from timestamp 1494000000 on: 3 examples\) holds "
+                                           r"no click"):
+        check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
+    counts["clicks_eval"] = 3
+    with pytest.raises(RuntimeError, match="holds only clicks"):
+        check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
+    counts["clicks_eval"] = 1
+    check_summary(beam_steps.LogSummary("canonical", counts), 0.0, "/r")
 
 
 def test_eval_start_for_fraction_picks_the_quantile():
