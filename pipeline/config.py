@@ -90,6 +90,9 @@ class PipelineConfig:
             errors.append("give eval_start_timestamp or eval_fraction, not both")
         if self.train_steps < 1 or self.eval_steps < 1 or self.batch_size < 1:
             errors.append("train_steps, eval_steps and batch_size must be >= 1")
+        if not 0.0 <= self.max_bad_row_fraction <= 1.0:
+            errors.append("max_bad_row_fraction must be in [0, 1] (a fraction: 0.01 = 1%%), got %r"
+                          % (self.max_bad_row_fraction,))
         if not 0.0 <= self.auc_floor <= 1.0:
             errors.append("auc_floor must be in [0, 1]")
         if self.auc_max_regression < 0:

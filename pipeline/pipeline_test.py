@@ -103,6 +103,8 @@ def test_configuration_errors_are_clear():
         PipelineConfig(auc_floor=1.5)
     with pytest.raises(ValueError, match="model must be"):
         PipelineConfig(model="xgboost")
+    with pytest.raises(ValueError, match=r"max_bad_row_fraction must be in \[0, 1\] .*got 5"):
+        PipelineConfig(max_bad_row_fraction=5)
     # Beam's multi_threading mode loses elements (beam_fixes.py): refused up front.
     with pytest.raises(ValueError, match="multi_threading is refused"):
         PipelineConfig(beam_pipeline_args=["--direct_running_mode=multi_threading"])
