@@ -214,7 +214,7 @@ def profile_fields_of(config: PipelineConfig) -> Optional[List[str]]:
     from components.feedback_example_gen import beam_steps, readers
     try:
         files = beam_steps.discover(config.data_root, config.layout, ignore_unknown_files=True,
-                                    check_archives=False)
+                                    check_archives=False, log_unread=False)
     except ValueError:
         return None  # the ExampleGen will say what is wrong with the folder
     if files.layout != readers.CANONICAL or not files.files.get("users"):

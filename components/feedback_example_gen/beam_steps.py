@@ -114,7 +114,7 @@ def _unread_reason(path: str, layout: str) -> str:
 
 
 def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool = False,
-             check_archives: bool = True) -> LogFiles:
+             check_archives: bool = True, log_unread: bool = True) -> LogFiles:
     """Lists the log files under `input_base` (recursively: date partitions such as
     day=2017-05-06/events.csv are read), reads their headers and checks that every
     compressed file can be read to its end. Every file that is not read is returned in
@@ -158,8 +158,10 @@ def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool =
                 verify_compressed(path)
             with FileSystems.open(path) as f:
                 headers[path] = f.readline()
-    for path, why in sorted(unread.items()):
-        logger.warning("not read: %s (%s)", path, why)
+    for path, why in sorted(unread.items()) if log_unread else ():
+        # A log-like file left out is worth a warning; a README or a marker file is not.
+        level = logging.WARNING if why.startswith("looks like a log") else logging.INFO
+        logger.log(level, "not read: %s (%s)", path, why)
     return LogFiles(layout, files, headers, unread)
 
 
