@@ -136,6 +136,18 @@ def warmup_examples(serving_spec: Dict[str, Any], max_seq_len: int, num_samples:
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains for fn_args.train_steps, evaluates for fn_args.eval_steps, exports."""
+    # Something in the training stack raises the root and absl loggers' levels to WARNING
+    # while it runs, which silenced TFX's INFO lines (component finished, ...) for the rest
+    # of a local run: put them back afterwards.
+    levels = {name: logging.getLogger(name).level for name in ("", "absl")}
+    try:
+        _train_and_export(fn_args)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
     custom = fn_args.custom_config or {}
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     config = model_config_from(custom, tft_output)
