@@ -100,9 +100,14 @@ def verify_compressed(path: str, chunk_bytes: int = 1 << 20) -> None:
             % (path, kind, offset))
 
 
+def _is_hidden(path: str) -> bool:
+    """A hidden or marker file (.DS_Store, _SUCCESS, ...): never a log."""
+    return path.rsplit("/", 1)[-1].startswith((".", "_"))
+
+
 def _unread_reason(path: str, layout: str) -> str:
     base = path.rsplit("/", 1)[-1]
-    if base.startswith((".", "_")):
+    if _is_hidden(path):
         return "hidden or marker file"
     for pattern, reason in readers.KNOWN_NON_LOGS:
         if pattern.match(base):
@@ -126,8 +131,7 @@ def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool =
     matches = FileSystems.match([pattern])[0].metadata_list
     unread = {m.path: "empty file" for m in matches if m.size_in_bytes == 0}
     candidates = sorted(m.path for m in matches if m.size_in_bytes > 0)
-    paths = [p for p in candidates
-             if not p.rsplit("/", 1)[-1].startswith((".", "_"))]
+    paths = [p for p in candidates if not _is_hidden(p)]
     if not paths:
         raise ValueError("no files found under %s" % input_base)
     if layout == "auto":
