@@ -101,14 +101,6 @@ class QuietConsole:
         root.setLevel(logging.INFO)
         # TFX announces components through absl at INFO; a library may have raised it.
         logging.getLogger("absl").setLevel(logging.INFO)
-        # absl (TFX's logging) keeps its own handler on stderr; without it its records go
-        # through the root logger's handlers above.
-        try:
-            from absl import logging as absl_logging
-            absl_logging.get_absl_handler()  # created lazily; detach it from the root
-            root.removeHandler(absl_logging.get_absl_handler())
-        except Exception:  # noqa: BLE001  (absl missing: nothing to detach)
-            pass
         return self
 
     def say(self, text: str = "") -> None:
