@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from models import features as F
 from models.config import ModelConfig
-from models.layers import FeatureEmbedding
+from models.layers import FeatureEmbedding, UserMemory
 from models.optimizers import make_optimizer
 
 
@@ -146,9 +146,8 @@ class CtrModel(tf.keras.Model):
                 # with few writers as much as one with many).
                 erase, add, count = replica.all_reduce(tf.distribute.ReduceOp.SUM,
                                                        list(write_sums[name]))
-                memory = tf.convert_to_tensor(variables[name])
-                count = tf.maximum(count, 1.0)
-                value = memory * (1.0 - erase / count) + add / count
+                value = UserMemory.mean_write(tf.convert_to_tensor(variables[name]), erase,
+                                              add, count)
             variables[name].assign(tf.stop_gradient(value))
         return self._update_metrics(y, out, terms, sample_weight)
 

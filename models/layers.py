@@ -496,9 +496,16 @@ class UserMemory(tf.keras.layers.Layer):
         # The sums behind the mean, so that a distributed train step can average over the
         # writers of all replicas (each replica may have a different number of writers).
         out["write_sums"] = (erase_sum, add_sum, count)
-        count = tf.maximum(count, 1.0)  # no writer: erase_sum = add_sum = 0, M unchanged
-        out["new_memory"] = memory * (1.0 - erase_sum / count) + add_sum / count
+        out["new_memory"] = self.mean_write(memory, erase_sum, add_sum, count)
         return out
+
+    @staticmethod
+    def mean_write(memory: tf.Tensor, erase_sum: tf.Tensor, add_sum: tf.Tensor,
+                   count: tf.Tensor) -> tf.Tensor:
+        """eq. 12 averaged over `count` writers in closed form: M . (1 - W^T E / n) + W^T A / n.
+        No writer: erase_sum = add_sum = 0, and M stays as it was."""
+        count = tf.maximum(count, 1.0)
+        return memory * (1.0 - erase_sum / count) + add_sum / count
 
     def get_config(self):
         config = super().get_config()
