@@ -33,3 +33,18 @@ def full_length(feedback: str) -> str:
 def sample(feedback: str, part: str) -> str:
     """Name of a triplet-sample list, e.g. sample('like', 'brand') == 'like_brand_samples'."""
     return "%s_%s_samples" % (feedback, part)
+
+
+# The user's most recent T earlier events of ALL four types in time order (oldest first), for
+# DUMN_AF (§4.3.5: "connects all types of feedback into a sequence through time"). Each event
+# is a reference into the per-type histories above rather than a copy of its ids:
+#   code = 1 + type + 4 * rank,  type = FEEDBACK_TYPES.index(f),  rank = 0 for the most recent
+#   event of type f, 1 for the one before, ...;  0 is padding.
+# The T most recent events of all types are among the T most recent of each type, so every
+# code points into `seq(f, part)`: at position len_f - 1 - rank of that (oldest-first) list.
+MERGED_EVENTS = "merged_event_seq"
+
+
+def merged_event_code(feedback_index: int, rank: int) -> int:
+    """The MERGED_EVENTS code of the rank-th most recent event of FEEDBACK_TYPES[index]."""
+    return 1 + feedback_index + len(FEEDBACK_TYPES) * rank

@@ -18,6 +18,10 @@ ATTENTION_SCALES = ("sqrt_T", "sqrt_d")
 PAIR_MODES = ("pair", "concat", "cross", "ffn", "attention")
 TRIPLET_SAMPLINGS = ("hard", "random")
 FEEDBACK_MODES = ("all4", "implicit", "merged")
+# How AF (feedback_mode='merged') builds its one sequence: 'time' = the T most recent events
+# of all four types in time order, no type tag (§4.3.5); 'tagged' = the four T-long histories
+# concatenated (4T slots), each element plus a learned feedback-type embedding.
+MERGED_ORDERS = ("time", "tagged")
 DIN_ACTIVATIONS = ("dice", "prelu")
 OPTIMIZERS = ("lazy_adam", "adam")
 TRIPLET_GRADIENTS = ("write_path", "full")
@@ -35,6 +39,7 @@ LITERAL_READINGS: Dict[str, Any] = {
     "memory_key_strength": False,     # eq. 9: softmax of plain cosines
     "memory_masked_write": False,     # eq. 12: every example writes, empty histories too
     "triplet_on_read": False,         # eq. 18: the written memory is the only anchor
+    "memory_diversity_weight": 0.0,   # eq. 20: no term on the slots
 }
 
 # The paper's ablations (§4.3, SPEC §4) as settings on top of the defaults.
@@ -52,6 +57,9 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     # §4.3.5: "these new models do not use orthogonal mapping".
     "IF": {"feedback_mode": "implicit", "orthogonal_mapping": False},
     "AF": {"feedback_mode": "merged", "orthogonal_mapping": False},
+    # AF before event order was carried: four histories concatenated, type-tagged.
+    "AF_TAGGED": {"feedback_mode": "merged", "merged_order": "tagged",
+                  "orthogonal_mapping": False},
     "DIN": {"model": "din"},
     # Not an ablation of the paper: DUMN with every equation read literally.
     "LITERAL": dict(LITERAL_READINGS),
@@ -125,6 +133,12 @@ class ModelConfig:
     # written: most users have no like/dislike history, and their controllers' reading of an
     # empty sequence, written batch after batch, pulls M_l and M_d's slots together.
     memory_masked_write: bool = True
+    # Weight of a slot-diversity term added to the auxiliary loss: the mean pairwise cosine
+    # between the slots of each memory as this batch's write (eq. 12) leaves it, so the
+    # controller's erase/add heads learn writes that keep the slots apart. Without it the
+    # like and dislike memories, whose triplet terms fire for few users, drift to one vector
+    # (slot cosine 0.78-0.93, docs/model.md). 0 = the paper's loss (eq. 20) alone.
+    memory_diversity_weight: float = 1.0
     num_triplet_samples: int = 5  # K samples per feedback type
     triplet_margin: float = 0.2  # eq. 17 margin (not stated in the paper)
     triplet_weight: float = 1.0  # lambda in L = L1 + lambda * L2 (paper: 1)
@@ -155,6 +169,7 @@ class ModelConfig:
     triplet_loss: bool = True  # False = DUMN-TL
     triplet_sampling: str = "hard"  # 'random' = DUMN_RS
     feedback_mode: str = "all4"  # 'implicit' = DUMN_IF, 'merged' = DUMN_AF
+    merged_order: str = "time"  # AF's sequence, see MERGED_ORDERS
 
     # --- DIN baseline (Zhou et al., KDD'18) ----------------------------------------------
     din_attention_units: Tuple[int, ...] = (80, 40)
@@ -188,6 +203,7 @@ class ModelConfig:
         choice("pair_mode", PAIR_MODES)
         choice("triplet_sampling", TRIPLET_SAMPLINGS)
         choice("feedback_mode", FEEDBACK_MODES)
+        choice("merged_order", MERGED_ORDERS)
         choice("din_activation", DIN_ACTIVATIONS)
         choice("optimizer", OPTIMIZERS)
         choice("triplet_gradient", TRIPLET_GRADIENTS)
@@ -212,7 +228,8 @@ class ModelConfig:
                      "target_attention_units"):
             if any(u < 1 for u in getattr(self, name)):
                 errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
-        for name in ("triplet_margin", "triplet_weight", "memory_init_stddev"):
+        for name in ("triplet_margin", "triplet_weight", "memory_init_stddev",
+                     "memory_diversity_weight"):
             if getattr(self, name) < 0:
                 errors.append("%s=%r, expected >= 0" % (name, getattr(self, name)))
         if not 0.0 <= self.prediction_dropout < 1.0:
@@ -238,9 +255,10 @@ class ModelConfig:
                           "click/unclick with dislike/like); the paper's IF/AF run without it: "
                           "set orthogonal_mapping=False or use ModelConfig.for_ablation(%r)"
                           % ("IF" if self.feedback_mode == "implicit" else "AF"))
-        if self.recency_embedding and self.feedback_mode == "merged":
-            errors.append("recency_embedding=True ranks the events of one history; the merged "
-                          "(AF) sequence concatenates four: not supported")
+        if self.recency_embedding and self.feedback_mode == "merged" and \
+                self.merged_order == "tagged":
+            errors.append("recency_embedding=True ranks the events of one history; the tagged "
+                          "AF sequence concatenates four: use merged_order='time'")
         if not self.use_memory and self.triplet_loss:
             errors.append("triplet_loss=True needs use_memory=True (eq. 17-20 regularise the "
                           "memory write); for DUMN-UMN set triplet_loss=False as well")

@@ -17,10 +17,12 @@ Ablations (models/config.py) change only their part:
 * triplet_loss=False (-TL): L = BCE; triplet_sampling='random' (RS); triplet_gradient
   'write_path' (default) lets L2 train only the memory write path, 'full' everything;
 * feedback_mode='implicit' (IF): click and unclick only (like/dislike inputs unread), memories
-  M_c, M_u; 'merged' (AF): the four histories concatenated into one sequence of length 4T,
-  each element tagged with a learned feedback-type embedding added to it, one attention, one
-  memory M_a; its triplet loss takes click samples as positives and unclick samples as
-  negatives (the CTR label's own pair).
+  M_c, M_u; 'merged' (AF): one sequence of the user's T most recent events of all four types
+  in time order, without a type tag (merged_order='time', `time_ordered_history`; §4.3.5),
+  or the four histories concatenated (4T slots), each element tagged with a learned
+  feedback-type embedding (merged_order='tagged'); one attention, one memory M_a; its
+  triplet loss takes click samples as positives and unclick samples as negatives (the CTR
+  label's own pair).
 """
 from typing import Dict
 
@@ -36,6 +38,37 @@ from models.layers import (FeaturePurification, PredictionHead, PreferenceAwareI
 MERGED = "all"
 
 
+def time_ordered_history(inputs) -> Dict[str, tf.Tensor]:
+    """AF's one sequence (§4.3.5): the T most recent events of all four types, oldest first.
+
+    Gathers each element's ids from the per-type histories through the MERGED_EVENTS codes
+    (1 + type + 4 * rank -> position length(type) - 1 - rank of seq(type, part)); a code
+    whose event the history no longer holds (rank >= length) is dropped and the real
+    elements are moved to the front, so the result follows the contract of one history:
+    {seq(MERGED, part): int64 [B, T] per part, length(MERGED): int64 [B]}.
+    """
+    codes = tf.cast(inputs[F.MERGED_EVENTS], tf.int64)
+    types = len(F.FEEDBACK_TYPES)
+    lengths = tf.stack([tf.cast(inputs[F.length(f)], tf.int64) for f in F.FEEDBACK_TYPES],
+                       axis=1)  # [B, 4]
+    kind = (codes - 1) % types
+    rank = (codes - 1) // types
+    position = tf.gather(lengths, kind, batch_dims=1) - 1 - rank  # [B, T]
+    width = tf.shape(inputs[F.seq(F.FEEDBACK_TYPES[0], F.ITEM_PARTS[0])])[1]
+    real = (codes > 0) & (position >= 0) & (position < tf.cast(width, tf.int64))
+    # Real elements first, in their (time) order: a stable sort on "is padding".
+    order = tf.argsort(tf.cast(~real, tf.int32), axis=1, stable=True)
+    index = tf.stack([tf.gather(tf.where(real, kind, 0), order, batch_dims=1),
+                      tf.gather(tf.where(real, position, 0), order, batch_dims=1)], axis=-1)
+    real = tf.gather(real, order, batch_dims=1)
+    out = {F.length(MERGED): tf.reduce_sum(tf.cast(real, tf.int64), axis=1)}
+    for part in F.ITEM_PARTS:
+        stacked = tf.stack([inputs[F.seq(f, part)] for f in F.FEEDBACK_TYPES], axis=1)
+        ids = tf.gather_nd(stacked, index, batch_dims=1)  # [B, T]
+        out[F.seq(MERGED, part)] = tf.where(real, ids, tf.zeros_like(ids))
+    return out
+
+
 class DumnModel(CtrModel):
     """The DUMN network; see the module docstring."""
 
@@ -46,14 +79,16 @@ class DumnModel(CtrModel):
         c = config
         self.channels = c.channels
         merged = c.feedback_mode == "merged"
-        if merged:
-            # AF: a feedback-type ("segment") embedding added to each element, so the merged
-            # sequence still tells click from unclick/like/dislike.
+        self.time_ordered = merged and c.merged_order == "time"
+        if merged and not self.time_ordered:
+            # AF tagged: a feedback-type ("segment") embedding added to each element, so the
+            # concatenated sequence still tells click from unclick/like/dislike.
             self.type_embedding = tf.keras.layers.Embedding(
                 len(F.FEEDBACK_TYPES), c.sequence_element_dim, name="feedback_type_embedding")
         self.purification = FeaturePurification(
             self.channels, c.num_heads, scale=c.attention_scale,
-            scale_length=c.max_seq_len * (len(F.FEEDBACK_TYPES) if merged else 1),
+            scale_length=c.max_seq_len * (len(F.FEEDBACK_TYPES)
+                                          if merged and not self.time_ordered else 1),
             orthogonal=c.orthogonal_mapping, name="feature_purification",
             attention_options=dict(
                 scorer=c.target_attention, scorer_units=c.target_attention_units,
@@ -101,10 +136,16 @@ class DumnModel(CtrModel):
     def forward(self, inputs, training=False, triplet_seed=None):
         c = self.config
         sample_types = self._sample_types(inputs)
-        emb = self.embedding(inputs, feedback_types=c.feedback_types, sample_types=sample_types)
+        if self.time_ordered:
+            inputs = dict(inputs)
+            inputs.update(time_ordered_history(inputs))
+            emb = self.embedding(inputs, feedback_types=(MERGED,), sample_types=sample_types)
+        else:
+            emb = self.embedding(inputs, feedback_types=c.feedback_types,
+                                 sample_types=sample_types)
         e_user, e_item = emb["user"], emb["item"]
         sequences, masks = emb["sequences"], emb["masks"]
-        if c.feedback_mode == "merged":
+        if c.feedback_mode == "merged" and not self.time_ordered:
             tagged = [sequences[f] + self.type_embedding(tf.constant(i))
                       for i, f in enumerate(F.FEEDBACK_TYPES)]
             sequences = {MERGED: tf.concat(tagged, axis=1)}
@@ -151,11 +192,17 @@ class DumnModel(CtrModel):
             if c.triplet_on_read:
                 triplet += self.triplet(read_anchors, samples, emb["sample_counts"],
                                         seed=triplet_seed + tf.constant([0, 1], tf.int64))
+        # Slot diversity of each memory as this batch writes it (config.memory_diversity_weight):
+        # its gradient reaches the write path (write key, erase, add) through eq. 12.
+        diversity = tf.constant(0.0)
+        if updates and c.memory_diversity_weight > 0:
+            diversity = tf.add_n([UserMemory.slot_cosine(m) for m in updates.values()])
         return {
             "logit": logit,
             "probability": probability,
-            "aux_loss": c.triplet_weight * triplet,
+            "aux_loss": c.triplet_weight * triplet + c.memory_diversity_weight * diversity,
             "triplet_loss": triplet,
+            "slot_diversity_loss": diversity,
             "memory_updates": updates,
             "memory_write_sums": write_sums,
             "short_term_raw": fp["raw"],

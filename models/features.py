@@ -21,6 +21,9 @@ Shapes (B = batch, T = history length, K = triplet samples per feedback type):
     - `sample(f, part)` for part in ITEM_PARTS: int64 [B, K], triplet samples drawn from the
       user's whole earlier history of type f, padding (0) after the real ones
     - `sample_count(f)`: int64 [B], number of real samples, in [0, K]
+* `MERGED_EVENTS`: int64 [B, T], the most recent T events of all four types in time order,
+  oldest first, each a code 1 + type + 4 * rank pointing into `seq(FEEDBACK_TYPES[type], .)`
+  at position `length(type) - 1 - rank`; 0 = padding after them (feedback_contract)
 * `LABEL`: int64 [B], 1 = click, 0 = unclick (training only)
 
 Item, category and brand ids share one embedding table each between the target item, the
@@ -30,8 +33,8 @@ from typing import Dict, Iterable, List, Optional
 
 # The names the raw example shares with this contract are declared once, there.
 from feedback_contract import (BRAND_ID, CATE_ID, FEEDBACK_TYPES, ITEM_ID,  # noqa: F401
-                               ITEM_PARTS, LABEL, PID, PRICE, TARGET_ITEM_PARTS, USER_ID,
-                               full_length, sample, seq)
+                               ITEM_PARTS, LABEL, MERGED_EVENTS, PID, PRICE, TARGET_ITEM_PARTS,
+                               USER_ID, full_length, merged_event_code, sample, seq)
 
 # Opposite pairs used by the triplet loss (eq. 17): the negative of type f is OPPOSITE[f].
 OPPOSITE = {"click": "unclick", "unclick": "click", "like": "dislike", "dislike": "like"}
@@ -65,6 +68,7 @@ def input_names(user_fields: Iterable[str], *, samples: bool = True,
     names = [USER_ID] + list(user_fields) + [ITEM_ID, CATE_ID, BRAND_ID, PID, PRICE]
     for f in FEEDBACK_TYPES:
         names += [seq(f, p) for p in ITEM_PARTS] + [length(f)]
+    names.append(MERGED_EVENTS)
     if samples:
         for f in FEEDBACK_TYPES:
             names += [sample(f, p) for p in ITEM_PARTS] + [sample_count(f)]

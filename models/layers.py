@@ -500,6 +500,17 @@ class UserMemory(tf.keras.layers.Layer):
         return out
 
     @staticmethod
+    def slot_cosine(memory: tf.Tensor) -> tf.Tensor:
+        """Mean pairwise cosine between the slots (rows) of `memory` [m, Z], the pairs i != j:
+        (|sum_j u_j|^2 - m) / (m (m - 1)) with u_j = M(j) / |M(j)|. 1 = every slot the same
+        direction; its least value, -1 / (m - 1), when the unit slots sum to zero."""
+        unit = tf.math.l2_normalize(memory, axis=-1)
+        slots = tf.cast(tf.shape(memory)[0], memory.dtype)
+        total = tf.reduce_sum(unit, axis=0)
+        return ((tf.reduce_sum(tf.square(total)) - tf.reduce_sum(tf.square(unit)))
+                / (slots * (slots - 1.0)))
+
+    @staticmethod
     def mean_write(memory: tf.Tensor, erase_sum: tf.Tensor, add_sum: tf.Tensor,
                    count: tf.Tensor) -> tf.Tensor:
         """eq. 12 averaged over `count` writers in closed form: M . (1 - W^T E / n) + W^T A / n.

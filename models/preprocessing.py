@@ -14,6 +14,10 @@ price                                  float32  [B]; z-score of log1p(price); mi
 <f>_len                                int64    [B]; real events in the sequence, in [0, T]
 <f>_{item,cate,brand}_samples          int64    [B, K]; first K samples, padding 0 after
 <f>_sample_count                       int64    [B]; real samples, in [0, K]
+merged_event_seq                       int64    [B, T]; the most recent T events of all
+                                                types (codes into the <f>_seq, see
+                                                models/features.py), padding 0 after;
+                                                only when the input has it
 label                                  int64    [B]; only when the input has a label
 history_bucket                         int64    [B]; bucket of click_full_len (see below)
 =====================================  =======  ==========================================
@@ -261,6 +265,12 @@ def preprocessing_fn(inputs: Mapping[str, Any],
                                 price.dense_shape)
     scaled = tft.scale_to_z_score(log_price, name="price_z_score")
     outputs[F.PRICE] = tf.squeeze(tf.sparse.to_dense(scaled, default_value=0.0), axis=1)
+
+    # The time-ordered references of AF: passed through, cut and padded like a history
+    # (examples written before the ExampleGen carried them have none).
+    if F.MERGED_EVENTS in inputs:
+        merged = _as_ragged(inputs[F.MERGED_EVENTS])[:, -T:]
+        outputs[F.MERGED_EVENTS] = _ragged_to_padded(tf.cast(merged, tf.int64), T)
 
     # Label: passed through; absent from serving requests (TFT then prunes this output).
     if F.LABEL in inputs:

@@ -39,11 +39,12 @@ CATALOG = {
 
 
 def raw_row(user, item, *, age="3", pvalue="", pid=PID_A, price=10.0, label=0,
-            click_full_len=None, histories=None, samples=None):
+            click_full_len=None, histories=None, samples=None, merged=None):
     """A raw example as the ExampleGen writes it (instance dict of the raw feature spec).
 
     histories / samples: {feedback type: [event names]} oldest first. pvalue=None gives an
-    empty list (the feature present with no value), price=None an absent price.
+    empty list (the feature present with no value), price=None an absent price. merged: the
+    MERGED_EVENTS codes; by default every history's events, the types one after the other.
     """
     histories, samples = histories or {}, samples or {}
     item_id, cate_id, brand_id = CATALOG[item]
@@ -61,6 +62,11 @@ def raw_row(user, item, *, age="3", pvalue="", pid=PID_A, price=10.0, label=0,
         for i, part in enumerate(F.ITEM_PARTS):
             row[F.seq(f, part)] = [CATALOG[e][i].encode() for e in events]
             row[F.sample(f, part)] = [CATALOG[e][i].encode() for e in samples.get(f, [])]
+    if merged is None:
+        merged = [F.merged_event_code(t, len(histories.get(f, [])) - 1 - j)
+                  for t, f in enumerate(F.FEEDBACK_TYPES)
+                  for j in range(len(histories.get(f, [])))]
+    row[F.MERGED_EVENTS] = merged
     if click_full_len is not None:
         row[F.full_length("click")] = [click_full_len]
     return row
@@ -402,6 +408,10 @@ def test_serving_cuts_a_long_history_without_a_label(default_run):
     assert click_items[0].tolist() == [vocabulary.index(e.encode()) + 1 for e in history[50:]]
     assert click_items[1].tolist() == [vocabulary.index(b"h") + 1] + [0] * 99
     assert out[F.length("click")].tolist() == [100, 1]
+    # The time-ordered references are cut to the most recent T too (ranks 99 .. 0).
+    assert out[F.MERGED_EVENTS][0].tolist() == [F.merged_event_code(0, r)
+                                                for r in range(99, -1, -1)]
+    assert out[F.MERGED_EVENTS][1].tolist() == [F.merged_event_code(0, 0)] + [0] * 99
     assert out[P.HISTORY_BUCKET].tolist() == [5, 1]  # click_full_len 150 and 1
     assert out[F.sample("click", "item")].shape == (2, 5)
     assert out[F.sample_count("click")].tolist() == [0, 0]

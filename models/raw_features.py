@@ -13,6 +13,8 @@ timestamp, label                   int64    exactly one (label 0/1; absent when 
 <f>_full_len                       int64    exactly one: all earlier events of type f
 <f>_{item,cate,brand}_seq          bytes    0..T, the most recent T events, oldest first
 <f>_{item,cate,brand}_samples      bytes    0..K triplet samples
+merged_event_seq                   int64    0..T, the most recent T events of all types,
+                                            oldest first, as references into the <f>_seq
 =================================  =======  =============================================
 
 Every feature is parsed as a `tf.io.VarLenFeature` (a SparseTensor [B, None]), the scalars
@@ -79,4 +81,5 @@ def raw_feature_spec(profile_fields: Sequence[str],
         for part in F.ITEM_PARTS:
             spec[F.seq(feedback, part)] = var_len(tf.string)
             spec[F.sample(feedback, part)] = var_len(tf.string)
+    spec[F.MERGED_EVENTS] = var_len(tf.int64)
     return spec

@@ -54,7 +54,8 @@ def test_render_sets_history_bounds_and_profile_fields(tmp_path):
     assert bounds[F.seq("click", "item")] == (0, T)
     assert bounds[F.sample("dislike", "brand")] == (0, K)
     assert bounds[F.ITEM_ID] == (1, 1)
-    assert sum(name.endswith("_seq") for name in bounds) == 12
+    assert sum(name.endswith("_seq") for name in bounds) == 13  # 12 histories + merged
+    assert bounds[F.MERGED_EVENTS] == (0, T)
     assert all(bounds[name] == (0, T) for name in bounds if name.endswith("_seq"))
     assert all(bounds[name] == (0, K) for name in bounds if name.endswith("_samples"))
     # The template itself is unchanged.

@@ -75,7 +75,27 @@ def random_features(config, batch_size: int, seed: int = 0, *, min_len: int = 0,
                 out[F.sample(f, part)] = _padded_ids(rng, vocab[part], s, k)
     if with_label:
         out[F.LABEL] = rng.integers(0, 2, batch_size, dtype=np.int64)
+    # Its own generator, so that adding this feature left every other draw as it was.
+    out[F.MERGED_EVENTS] = merged_event_codes(
+        {f: out[F.length(f)] for f in F.FEEDBACK_TYPES}, t, np.random.default_rng([seed, 1]))
     return out
+
+
+def merged_event_codes(lengths: Dict[str, np.ndarray], width: int, rng) -> np.ndarray:
+    """MERGED_EVENTS [B, width] for histories of these `lengths` per feedback type: every
+    event gets a random time (increasing along its history), and the `width` latest of all
+    types, oldest first, are coded as feedback_contract.merged_event_code(type, rank)."""
+    batch = len(next(iter(lengths.values())))
+    codes = np.zeros((batch, width), dtype=np.int64)
+    for b in range(batch):
+        events = []  # (time, code)
+        for t, f in enumerate(F.FEEDBACK_TYPES):
+            n = int(lengths[f][b])
+            times = np.sort(rng.random(n))  # position j (oldest first) at times[j]
+            events += [(times[j], F.merged_event_code(t, n - 1 - j)) for j in range(n)]
+        latest = sorted(events)[-width:]
+        codes[b, :len(latest)] = [code for _, code in latest]
+    return codes
 
 
 def learnable_features(config, num_examples: int, seed: int = 0,

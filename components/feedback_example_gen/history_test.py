@@ -170,3 +170,53 @@ def test_direct_serialization_matches_the_protobuf_library():
         example["timestamp"] = [-5, 2 ** 40]  # negative and multi-byte varints
         direct = tf.train.Example.FromString(serialize_example(example))
         assert direct == to_tf_example(example)
+
+
+def decode_merged(example):
+    """The (feedback, item) events MERGED_EVENTS references, oldest first."""
+    out = []
+    for code in example[F.MERGED_EVENTS]:
+        kind, rank = (code - 1) % 4, (code - 1) // 4
+        f = F.FEEDBACK_TYPES[kind]
+        history = example[F.seq(f, "item")]
+        out.append((f, history[len(history) - 1 - rank]))
+    return out
+
+
+def test_merged_events_hand_made():
+    events = [
+        ev(10, "click", "A"),
+        ev(20, "like", "A"),
+        ev(25, "unclick", "B"),
+        ev(30, "click", "C"),
+        ev(40, "dislike", "B"),
+        ev(50, "unclick", "D"),
+    ]
+    examples = [ex for _, ex in build(events, T=3)]
+    # At t=25: click A (rank 0 of click: code 1 + 0), like A (rank 0 of like: 1 + 2).
+    assert examples[1][F.MERGED_EVENTS] == [1, 3]
+    # At t=50: the 3 most recent of click A, like A, unclick B, click C, dislike B.
+    assert examples[-1][F.MERGED_EVENTS] == [F.merged_event_code(1, 0),
+                                             F.merged_event_code(0, 0),
+                                             F.merged_event_code(3, 0)]
+    assert decode_merged(examples[-1]) == [("unclick", b"B"), ("click", b"C"),
+                                           ("dislike", b"B")]
+    assert examples[0][F.MERGED_EVENTS] == []
+
+
+def test_merged_events_are_the_latest_T_of_all_types_property():
+    """Distinct timestamps: the decoded references are exactly the T latest earlier events."""
+    rng = random.Random(7)
+    for trial in range(20):
+        times = rng.sample(range(1, 400), rng.randint(1, 120))
+        events = [ev(ts, rng.choice(["click", "unclick", "like", "dislike"]), "i%d" % ts)
+                  for ts in times]
+        T = rng.randint(1, 10)
+        for _, example in build(events, T=T, seed=trial):
+            t = example["timestamp"][0]
+            earlier = sorted((e for e in events if e.timestamp < t), key=lambda e: e.timestamp)
+            expected = [(e.feedback, e.item_id.encode()) for e in earlier[-T:]]
+            assert decode_merged(example) == expected
+            # The wire format carries them as int64.
+            parsed = to_tf_example(example).features.feature[F.MERGED_EVENTS]
+            assert list(parsed.int64_list.value) == example[F.MERGED_EVENTS]

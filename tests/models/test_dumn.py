@@ -228,8 +228,75 @@ def test_implicit_feedback_ignores_like_and_dislike(config):
                                                     ("unclick", "unclick", "click")]
 
 
-def test_merged_feedback_is_one_sequence_with_type_tags(config):
+def decoded_merged_ids(x, part="item"):
+    """numpy reference of time_ordered_history: the referenced ids, oldest first."""
+    rows = []
+    for b, codes in enumerate(x[F.MERGED_EVENTS]):
+        row = []
+        for code in codes[codes > 0]:
+            f = F.FEEDBACK_TYPES[(code - 1) % 4]
+            position = x[F.length(f)][b] - 1 - (code - 1) // 4
+            if position >= 0:
+                row.append(x[F.seq(f, part)][b, position])
+        rows.append(row)
+    return rows
+
+
+def test_time_ordered_history_gathers_the_referenced_events(config):
+    from models.dumn import MERGED, time_ordered_history
+    x = random_features(config, 12, seed=21)
+    # Drop the oldest events of some histories (as a Transform with a smaller T would): their
+    # codes must be skipped and the rest moved to the front.
+    x[F.length("click")] = np.maximum(x[F.length("click")] - 2, 0)
+    out = {k: v.numpy() for k, v in time_ordered_history(as_tensors(x)).items()}
+    for part in F.ITEM_PARTS:
+        expected = decoded_merged_ids(x, part)
+        for b, row in enumerate(expected):
+            assert out[F.length(MERGED)][b] == len(row)
+            assert list(out[F.seq(MERGED, part)][b, :len(row)]) == list(row)
+            assert not out[F.seq(MERGED, part)][b, len(row):].any()
+    assert (out[F.length(MERGED)] > 0).any()
+
+
+def test_time_ordered_af_reads_only_the_latest_T_events_without_their_types(config):
     model = build_dumn(ModelConfig.for_ablation("AF", **_tiny_values(config)))
+    x = random_features(config, 6, seed=13, min_len=1)
+    out = forward(model, x)
+    assert set(out["short_term"]) == {"all"} and set(model.memory_variables()) == {"all"}
+    assert model.purification.attention["all"].scale_length == config.max_seq_len
+    p = out["probability"].numpy()
+    # The same events in the same time order under other types: the click and dislike
+    # histories swapped, their codes remapped. AF has no type tag, so nothing changes.
+    swapped = {k: v.copy() for k, v in x.items()}
+    for part in F.ITEM_PARTS:
+        swapped[F.seq("click", part)] = x[F.seq("dislike", part)]
+        swapped[F.seq("dislike", part)] = x[F.seq("click", part)]
+    swapped[F.length("click")], swapped[F.length("dislike")] = (x[F.length("dislike")],
+                                                                x[F.length("click")])
+    codes = x[F.MERGED_EVENTS]
+    kind, rank = (codes - 1) % 4, (codes - 1) // 4
+    kind = np.select([kind == 0, kind == 3], [3, 0], kind)
+    swapped[F.MERGED_EVENTS] = np.where(codes > 0, 1 + kind + 4 * rank, 0)
+    np.testing.assert_allclose(forward(model, swapped)["probability"].numpy(), p, rtol=1e-5)
+    # An event that is not among the T most recent of all types is not read ...
+    referenced = np.zeros_like(x[F.seq("like", "item")], dtype=bool)
+    for b, row in enumerate(codes):
+        for code in row[row > 0]:
+            if (code - 1) % 4 == 2:
+                referenced[b, x[F.length("like")][b] - 1 - (code - 1) // 4] = True
+    real = np.arange(config.max_seq_len)[None, :] < x[F.length("like")][:, None]
+    assert (real & ~referenced).any()
+    unread = {k: v.copy() for k, v in x.items()}
+    unread[F.seq("like", "item")] = np.where(real & ~referenced, 1, x[F.seq("like", "item")])
+    np.testing.assert_allclose(forward(model, unread)["probability"].numpy(), p, rtol=1e-5)
+    # ... and one that is, is.
+    read = {k: v.copy() for k, v in x.items()}
+    read[F.seq("like", "item")] = np.where(referenced, 1, x[F.seq("like", "item")])
+    assert not np.allclose(forward(model, read)["probability"].numpy(), p)
+
+
+def test_merged_feedback_is_one_sequence_with_type_tags(config):
+    model = build_dumn(ModelConfig.for_ablation("AF_TAGGED", **_tiny_values(config)))
     x = random_features(config, 6, seed=13, min_len=1)
     out = forward(model, x)
     assert set(out["short_term"]) == {"all"} and set(model.memory_variables()) == {"all"}
