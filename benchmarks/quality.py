@@ -55,7 +55,7 @@ TABLES = (
     ("Table 4: fusion of long- and short-term interest (PAIR)",
      ("CONCAT", "CROSS", "FFN", "ATTE", "DUMN")),
     ("Table 5: triplet loss", ("-TL", "RS", "DUMN")),
-    ("Table 6: feedback types", ("IF", "AF", "DUMN")),
+    ("Table 6: feedback types", ("IF", "AF", "AF_TAGGED", "DUMN")),
 )
 
 

@@ -102,7 +102,9 @@ class DumnModel(CtrModel):
                 self.memories[name] = UserMemory(
                     c.memory_slots, c.memory_dim, c.ffn_units, chans,
                     init_stddev=c.memory_init_stddev,
-                    write_input_gradient=c.triplet_gradient == "full" or not c.triplet_loss,
+                    # The auxiliary terms (triplet, slot diversity) train the write path;
+                    # they reach f^o and e_user only with triplet_gradient='full'.
+                    write_input_gradient=c.triplet_gradient == "full",
                     key_strength=c.memory_key_strength,
                     key_strength_init=c.memory_key_strength_init,
                     read_strength_init=c.memory_read_strength_init,

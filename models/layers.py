@@ -368,8 +368,9 @@ class UserMemory(tf.keras.layers.Layer):
     replica-context assign under tf.distribute averages the replicas' batch means.
 
     `write_input_gradient=False` stops the gradient of the write branch (write key, erase,
-    add; differentiated only by the triplet loss through the anchor) at the controller's
-    input, so the auxiliary loss trains the controller itself but not f^o and e_user.
+    add; differentiated only by the auxiliary losses: the triplet loss through the anchor,
+    the slot-diversity term through `new_memory`) at the controller's input, so they train
+    the controller itself but not f^o and e_user.
 
     The batch mean and the anchors are computed in closed form from w, erase, add and M
     (never materialising the [B, m, Z] tensor of the M'_b):

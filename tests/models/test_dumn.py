@@ -449,3 +449,63 @@ def _tiny_values(config):
     defaults = ModelConfig(**_vocab(config)).to_dict()
     ablation_keys = {k for settings in ABLATIONS.values() for k in settings}
     return {k: v for k, v in values.items() if k not in ablation_keys and v != defaults[k]} | _vocab(config)
+
+
+def test_slot_diversity_term_is_the_slot_cosine_of_the_written_memories(config):
+    from models.diagnostics import slot_cosine
+    x = random_features(config, 8, seed=22, min_len=1)
+    model = build_dumn(config.replace(memory_diversity_weight=0.5))
+    out = forward(model, x, training=True)
+    expected = sum(slot_cosine(m.numpy()) for m in out["memory_updates"].values())
+    np.testing.assert_allclose(out["slot_diversity_loss"].numpy(), expected, rtol=1e-4)
+    np.testing.assert_allclose(out["aux_loss"].numpy(),
+                               out["triplet_loss"].numpy() + 0.5 * expected, rtol=1e-5)
+    off = build_dumn(config.replace(memory_diversity_weight=0.0))
+    assert forward(off, x, training=True)["slot_diversity_loss"].numpy() == 0.0
+
+
+@pytest.mark.parametrize("triplet_loss", [True, False])
+def test_slot_diversity_gradient_reaches_the_write_path_only(config, triplet_loss):
+    """The term differentiates the write (write key, erase, add) through eq. 12; like the
+    triplet loss under 'write_path' it stops at the controller's input, also under -TL."""
+    model = build_dumn(config.replace(triplet_loss=triplet_loss))
+    x = random_features(config, 8, seed=23, min_len=1)
+    with tf.GradientTape() as tape:
+        loss = forward(model, x, training=True)["slot_diversity_loss"]
+    grads = dict(zip([v.name for v in model.trainable_variables],
+                     tape.gradient(loss, model.trainable_variables)))
+
+    def moved(fragment):
+        return any(fragment in name and g is not None
+                   and np.any(tf.convert_to_tensor(g).numpy() != 0) for name, g in grads.items())
+
+    heads = model.memories["like"].controller_heads["like"].kernel
+    z = config.memory_dim
+    write_grad = tf.convert_to_tensor(grads[heads.name]).numpy()
+    assert np.any(write_grad[:, z:] != 0)  # write key, erase, add
+    assert not np.any(write_grad[:, :z] != 0)  # the read key reads; it does not write
+    for shared in ("item_embedding", "user_embedding", "attention_like", "prediction_head",
+                   "/pair/"):
+        assert not moved(shared), shared
+
+
+def test_slot_diversity_keeps_a_collapsing_memory_apart(config):
+    """On the learnable task, 32 steps: without the term a memory's slots drift together
+    (measured: the like memory's mean slot cosine 0.80), with it every memory's stay apart
+    (all below 0.1). A test that fails when a memory collapses."""
+    x, y = learnable_features(config, 512, seed=4)
+    cosines = {}
+    for weight in (0.0, 1.0):
+        tf.keras.utils.set_random_seed(5)
+        model = build_compiled_model(config.replace(memory_diversity_weight=weight,
+                                                    learning_rate=0.01))
+        model.build_for_training(as_tensors(x))
+        model.fit(x, y, batch_size=64, epochs=4, verbose=0, shuffle=False)
+        cosines[weight] = {k: slot_cosine_of(v) for k, v in model.memory_variables().items()}
+    assert max(cosines[0.0].values()) > 0.7, cosines
+    assert all(c < 0.3 for c in cosines[1.0].values()), cosines
+
+
+def slot_cosine_of(memory):
+    from models.diagnostics import slot_cosine
+    return slot_cosine(memory.numpy())
