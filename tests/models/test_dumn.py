@@ -38,7 +38,11 @@ def test_all_empty_histories_and_no_samples_give_finite_loss_and_gradients(confi
     assert np.all(np.isfinite(out["probability"].numpy()))
     for f in config.channels:
         assert np.all(out["short_term_raw"][f].numpy() == 0)  # empty sequence -> f = 0
-    assert terms["triplet"].numpy() == 0.0  # no samples, no triplet loss
+    assert out["triplet_loss"].numpy() == 0.0  # no samples, no triplet loss
+    # The auxiliary loss is then the slot-diversity term alone (nobody writes: the memories
+    # as they were).
+    np.testing.assert_allclose(terms["triplet"].numpy(), config.memory_diversity_weight
+                               * out["slot_diversity_loss"].numpy(), rtol=1e-6)
     assert np.isfinite(terms["loss"].numpy())
     for g in tape.gradient(terms["loss"], model.trainable_variables):
         if g is not None:
@@ -322,12 +326,17 @@ def test_triplet_loss_switch_and_weight(config):
     out = forward(with_tl, x, training=True)
     terms = with_tl.loss_terms(x[F.LABEL], out)
     assert out["triplet_loss"].numpy() > 0
-    np.testing.assert_allclose(terms["loss"].numpy(),
-                               terms["bce"].numpy() + 0.5 * out["triplet_loss"].numpy(), rtol=1e-6)
+    diversity = config.memory_diversity_weight * out["slot_diversity_loss"].numpy()
+    np.testing.assert_allclose(terms["loss"].numpy(), terms["bce"].numpy()
+                               + 0.5 * out["triplet_loss"].numpy() + diversity, rtol=1e-6)
     no_tl = build_dumn(config.replace(triplet_loss=False))
     out = forward(no_tl, x, training=True)
     terms = no_tl.loss_terms(x[F.LABEL], out)
-    assert no_tl.triplet is None
+    assert no_tl.triplet is None and out["triplet_loss"].numpy() == 0.0
+    np.testing.assert_allclose(terms["triplet"].numpy(), config.memory_diversity_weight
+                               * out["slot_diversity_loss"].numpy(), rtol=1e-6)
+    literal = build_dumn(config.replace(triplet_loss=False, memory_diversity_weight=0.0))
+    terms = literal.loss_terms(x[F.LABEL], forward(literal, x, training=True))
     assert terms["loss"].numpy() == terms["bce"].numpy() and terms["triplet"].numpy() == 0.0
     assert no_tl.memory_variables()  # -TL keeps the memories
 
