@@ -48,3 +48,9 @@ MERGED_EVENTS = "merged_event_seq"
 def merged_event_code(feedback_index: int, rank: int) -> int:
     """The MERGED_EVENTS code of the rank-th most recent event of FEEDBACK_TYPES[index]."""
     return 1 + feedback_index + len(FEEDBACK_TYPES) * rank
+
+
+def merged_event_parts(code):
+    """(type index, rank) of MERGED_EVENTS codes > 0, the inverse of merged_event_code; works
+    on Python ints, numpy arrays and TensorFlow tensors alike (floor % and //)."""
+    return (code - 1) % len(FEEDBACK_TYPES), (code - 1) // len(FEEDBACK_TYPES)

@@ -48,11 +48,9 @@ def time_ordered_history(inputs) -> Dict[str, tf.Tensor]:
     {seq(MERGED, part): int64 [B, T] per part, length(MERGED): int64 [B]}.
     """
     codes = tf.cast(inputs[F.MERGED_EVENTS], tf.int64)
-    types = len(F.FEEDBACK_TYPES)
     lengths = tf.stack([tf.cast(inputs[F.length(f)], tf.int64) for f in F.FEEDBACK_TYPES],
                        axis=1)  # [B, 4]
-    kind = (codes - 1) % types
-    rank = (codes - 1) // types
+    kind, rank = F.merged_event_parts(codes)
     position = tf.gather(lengths, kind, batch_dims=1) - 1 - rank  # [B, T]
     width = tf.shape(inputs[F.seq(F.FEEDBACK_TYPES[0], F.ITEM_PARTS[0])])[1]
     real = (codes > 0) & (position >= 0) & (position < tf.cast(width, tf.int64))

@@ -34,7 +34,8 @@ from typing import Dict, Iterable, List, Optional
 # The names the raw example shares with this contract are declared once, there.
 from feedback_contract import (BRAND_ID, CATE_ID, FEEDBACK_TYPES, ITEM_ID,  # noqa: F401
                                ITEM_PARTS, LABEL, MERGED_EVENTS, PID, PRICE, TARGET_ITEM_PARTS,
-                               USER_ID, full_length, merged_event_code, sample, seq)
+                               USER_ID, full_length, merged_event_code,
+                               merged_event_parts, sample, seq)
 
 # Opposite pairs used by the triplet loss (eq. 17): the negative of type f is OPPOSITE[f].
 OPPOSITE = {"click": "unclick", "unclick": "click", "like": "dislike", "dislike": "like"}

@@ -176,7 +176,7 @@ def decode_merged(example):
     """The (feedback, item) events MERGED_EVENTS references, oldest first."""
     out = []
     for code in example[F.MERGED_EVENTS]:
-        kind, rank = (code - 1) % 4, (code - 1) // 4
+        kind, rank = F.merged_event_parts(code)
         f = F.FEEDBACK_TYPES[kind]
         history = example[F.seq(f, "item")]
         out.append((f, history[len(history) - 1 - rank]))

@@ -238,8 +238,9 @@ def decoded_merged_ids(x, part="item"):
     for b, codes in enumerate(x[F.MERGED_EVENTS]):
         row = []
         for code in codes[codes > 0]:
-            f = F.FEEDBACK_TYPES[(code - 1) % 4]
-            position = x[F.length(f)][b] - 1 - (code - 1) // 4
+            kind, rank = F.merged_event_parts(code)
+            f = F.FEEDBACK_TYPES[kind]
+            position = x[F.length(f)][b] - 1 - rank
             if position >= 0:
                 row.append(x[F.seq(f, part)][b, position])
         rows.append(row)
@@ -278,16 +279,17 @@ def test_time_ordered_af_reads_only_the_latest_T_events_without_their_types(conf
     swapped[F.length("click")], swapped[F.length("dislike")] = (x[F.length("dislike")],
                                                                 x[F.length("click")])
     codes = x[F.MERGED_EVENTS]
-    kind, rank = (codes - 1) % 4, (codes - 1) // 4
+    kind, rank = F.merged_event_parts(codes)
     kind = np.select([kind == 0, kind == 3], [3, 0], kind)
-    swapped[F.MERGED_EVENTS] = np.where(codes > 0, 1 + kind + 4 * rank, 0)
+    swapped[F.MERGED_EVENTS] = np.where(codes > 0, F.merged_event_code(kind, rank), 0)
     np.testing.assert_allclose(forward(model, swapped)["probability"].numpy(), p, rtol=1e-5)
     # An event that is not among the T most recent of all types is not read ...
     referenced = np.zeros_like(x[F.seq("like", "item")], dtype=bool)
     for b, row in enumerate(codes):
         for code in row[row > 0]:
-            if (code - 1) % 4 == 2:
-                referenced[b, x[F.length("like")][b] - 1 - (code - 1) // 4] = True
+            kind, rank = F.merged_event_parts(code)
+            if kind == F.FEEDBACK_TYPES.index("like"):
+                referenced[b, x[F.length("like")][b] - 1 - rank] = True
     real = np.arange(config.max_seq_len)[None, :] < x[F.length("like")][:, None]
     assert (real & ~referenced).any()
     unread = {k: v.copy() for k, v in x.items()}
