@@ -13,6 +13,8 @@ import dataclasses
 import json
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from feedback_contract import FEEDBACK_TYPES
+
 MODELS = ("dumn", "din")
 ATTENTION_SCALES = ("sqrt_T", "sqrt_d")
 PAIR_MODES = ("pair", "concat", "cross", "ffn", "attention")
@@ -175,12 +177,17 @@ class ModelConfig:
     din_attention_units: Tuple[int, ...] = (80, 40)
     din_hidden_units: Tuple[int, ...] = (200, 80)
     din_activation: str = "dice"  # 'dice' | 'prelu'
+    # The histories DIN pools, each with its own local activation unit (the DIN paper's
+    # behaviour sequence is the click history; more types make a stronger, DFN-like baseline
+    # that tells whether the other histories carry signal at all).
+    din_feedback_types: Tuple[str, ...] = ("click",)
 
     def __post_init__(self):
         # Accept lists (JSON) for tuple fields and keep the object hashable-ish / immutable.
         for name in ("prediction_units", "din_attention_units", "din_hidden_units",
                      "target_attention_units"):
             object.__setattr__(self, name, tuple(int(u) for u in getattr(self, name)))
+        object.__setattr__(self, "din_feedback_types", tuple(self.din_feedback_types))
         object.__setattr__(self, "user_fields", dict(self.user_fields))
         self.validate()
 
@@ -228,6 +235,11 @@ class ModelConfig:
                      "target_attention_units"):
             if any(u < 1 for u in getattr(self, name)):
                 errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
+        unknown_types = [t for t in self.din_feedback_types if t not in FEEDBACK_TYPES]
+        if unknown_types or not self.din_feedback_types or \
+                len(set(self.din_feedback_types)) != len(self.din_feedback_types):
+            errors.append("din_feedback_types=%r, expected distinct types of %s"
+                          % (self.din_feedback_types, FEEDBACK_TYPES))
         for name in ("triplet_margin", "triplet_weight", "memory_init_stddev",
                      "memory_diversity_weight"):
             if getattr(self, name) < 0:

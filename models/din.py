@@ -66,8 +66,13 @@ class DinModel(CtrModel):
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(config, **kwargs)
         c = config
-        self.attention = LocalActivationUnit(c.din_attention_units, c.din_activation,
-                                             name="local_activation_unit")
+        # One local activation unit per pooled history (config.din_feedback_types); the
+        # paper's DIN pools the click history alone, under the name it has always had.
+        self.attentions = {
+            f: LocalActivationUnit(c.din_attention_units, c.din_activation,
+                                   name="local_activation_unit" + ("" if f == "click"
+                                                                   else "_" + f))
+            for f in c.din_feedback_types}
         self.hidden = [tf.keras.layers.Dense(u, name="dnn_%d" % i)
                        for i, u in enumerate(c.din_hidden_units)]
         self.hidden_activations = [_activation(c.din_activation, "dnn_activation_%d" % i)
@@ -75,10 +80,13 @@ class DinModel(CtrModel):
         self.output_layer = tf.keras.layers.Dense(1, name="logit")
 
     def forward(self, inputs, training=False, triplet_seed=None):
-        emb = self.embedding(inputs, feedback_types=("click",))
-        interest, weights = self.attention(emb["sequences"]["click"], emb["masks"]["click"],
-                                           emb["item"], training=training)
-        x = tf.concat([emb["user"], emb["item"], interest, emb["pid"], emb["price"]], axis=-1)
+        types = self.config.din_feedback_types
+        emb = self.embedding(inputs, feedback_types=types)
+        pooled = {f: self.attentions[f](emb["sequences"][f], emb["masks"][f], emb["item"],
+                                        training=training) for f in types}
+        interest, weights = pooled[types[0]]
+        x = tf.concat([emb["user"], emb["item"]] + [pooled[f][0] for f in types]
+                      + [emb["pid"], emb["price"]], axis=-1)
         for dense, act in zip(self.hidden, self.hidden_activations):
             x = dense(x)
             x = call_activation(act, x, training=training)

@@ -19,7 +19,7 @@ def test_factory_selects_din_and_paper_sizes():
     assert isinstance(model, DinModel)
     p = model(as_tensors(random_features(config, 3, seed=0))).numpy()
     assert p.shape == (3,) and np.all((p > 0) & (p < 1))
-    assert [d.units for d in model.attention.dense] == [80, 40]
+    assert [d.units for d in model.attentions["click"].dense] == [80, 40]
     assert [d.units for d in model.hidden] == [200, 80]
     assert all(isinstance(a, Dice) for a in model.hidden_activations)
 
@@ -97,6 +97,37 @@ def test_din_reads_only_the_click_history():
     empty = random_features(config, 5, seed=5, lengths={"click": np.zeros(5, np.int64)})
     out = model(as_tensors(empty), return_aux=True)
     assert np.all(out["interest"].numpy() == 0) and np.all(np.isfinite(out["probability"].numpy()))
+
+
+def _with_history_of(x, other, feedback_type):
+    y = dict(x)
+    for p in F.ITEM_PARTS:
+        y[F.seq(feedback_type, p)] = other[F.seq(feedback_type, p)]
+    y[F.length(feedback_type)] = other[F.length(feedback_type)]
+    return y
+
+
+def test_din_feedback_types_pool_exactly_the_configured_histories():
+    # The DFN-like diagnostic baseline: one local activation unit per configured history.
+    config = tiny_config(model="din", din_feedback_types=("click", "dislike"))
+    model = build_din(config)
+    x = random_features(config, 6, seed=3, min_len=1)
+    other = random_features(config, 6, seed=4, min_len=1)
+    base = model(as_tensors(x)).numpy()
+    for f in ("unclick", "like"):  # not configured: never read
+        np.testing.assert_array_equal(model(as_tensors(_with_history_of(x, other, f))).numpy(),
+                                      base)
+    for f in ("click", "dislike"):  # configured: each one moves the prediction
+        assert not np.allclose(model(as_tensors(_with_history_of(x, other, f))).numpy(), base)
+    assert sorted(model.attentions) == ["click", "dislike"]
+    # The click unit keeps DIN's layer name, so a click-only checkpoint is unchanged.
+    assert model.attentions["click"].name == "local_activation_unit"
+
+
+@pytest.mark.parametrize("types", [(), ("click", "click"), ("click", "view")])
+def test_din_feedback_types_rejects_empty_repeated_or_unknown(types):
+    with pytest.raises(ValueError, match="din_feedback_types"):
+        tiny_config(model="din", din_feedback_types=types)
 
 
 def test_din_learns_a_synthetic_signal_from_the_click_history():
