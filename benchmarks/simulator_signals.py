@@ -18,6 +18,12 @@ same settings; nothing is written) and measures, on the eval split's impressions
   is disliked afterwards (the mistaken click taken back).
 * How much history lies outside the model's window: the share of eval impressions whose
   user had more than T earlier clicks / unclicks (T = `--max-seq-len`, default 100).
+* What the histories other than clicks add (what a multi-feedback model such as DFN or DUMN
+  is about, and what DIN, which reads the click history alone, cannot see): a logistic
+  regression on the counts of the user's earlier events of the target's category and on
+  their share of the user's events of that type (log1p), one pair per feedback type, fitted
+  on the train split's impressions and scored (AUC) on the eval split's, with the click
+  history alone, with clicks and unclicks, and with all four types.
 """
 import argparse
 import json
@@ -29,11 +35,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import numpy as np  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from simulator.config import SimConfig  # noqa: E402
 from simulator.generate import (ACCIDENTAL, CLICK, DISLIKE, LIKE, PID_BIAS, UNCLICK,  # noqa: E402
                                 build_world, iterate_shards)
 from simulator.report import roc_auc  # noqa: E402
+
+
+HISTORY_TYPES = [CLICK, UNCLICK, LIKE, DISLIKE]
 
 
 def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
@@ -46,6 +56,8 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
     beyond = {"click": 0, "unclick": 0}
     eval_impressions = 0
     clicks, accidental_clicks = 0, 0
+    # Per impression: (in eval, label, [same-category count, share] per type of HISTORY_TYPES).
+    history_rows = []
     for _, events, truth in iterate_shards(config, world):
         in_eval = truth.timestamp >= eval_start
         user, item = truth.user, truth.item
@@ -82,8 +94,20 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
                 stop += 1
             disliked, liked = set(), set()
             n_click = n_unclick = 0
+            by_category = {fb: {} for fb in HISTORY_TYPES}  # type -> category -> count
+            by_type = dict.fromkeys(HISTORY_TYPES, 0)
             for i in range(start, stop):
                 fb = e_fb[i]
+                if fb in (CLICK, UNCLICK) and e_item[i] >= 0:
+                    c = int(e_cate[i])
+                    row = [e_time[i] >= eval_start, fb == CLICK]
+                    for t in HISTORY_TYPES:
+                        same = by_category[t].get(c, 0)
+                        row += [same, same / max(by_type[t], 1)]
+                    history_rows.append(row)
+                if fb in by_type:
+                    by_type[fb] += 1
+                    by_category[fb][int(e_cate[i])] = by_category[fb].get(int(e_cate[i]), 0) + 1
                 if fb == CLICK and e_item[i] >= 0:
                     kind = ("accidental" if (int(e_user[i]), int(e_time[i]), int(e_item[i]))
                             in accidental_keys else "genuine")
@@ -104,6 +128,15 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
                 elif fb == UNCLICK:
                     n_unclick += 1
             start = stop
+    rows = np.asarray(history_rows, dtype=np.float64)
+    in_eval, labels, counts = rows[:, 0] > 0, rows[:, 1], np.log1p(rows[:, 2:])
+
+    def history_auc(types):
+        columns = [2 * HISTORY_TYPES.index(t) + k for t in types for k in (0, 1)]
+        model = LogisticRegression(max_iter=1000).fit(counts[~in_eval][:, columns],
+                                                      labels[~in_eval])
+        return roc_auc(model.predict_proba(counts[in_eval][:, columns])[:, 1], labels[in_eval])
+
     p = {k: np.concatenate(v) for k, v in parts.items()}
     label = p["label"]
     static = config.click_bias + p["long"] + p["brand"] + p["quality"] + p["price"] + p["pid"]
@@ -125,6 +158,11 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
         "eval_impressions_with_history_beyond_T": {
             k: v / max(eval_impressions, 1) for k, v in beyond.items()},
         "T": max_seq_len,
+        "history_count_model_auc": {
+            "click": history_auc([CLICK]),
+            "click_unclick": history_auc([CLICK, UNCLICK]),
+            "all_four": history_auc([CLICK, UNCLICK, LIKE, DISLIKE]),
+        },
     }
 
 
