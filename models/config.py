@@ -108,6 +108,8 @@ class ModelConfig:
     # which keep how much of the history matches the target.
     attention_pooling: str = "sum"
     attention_residual: bool = True  # o_j = e_j + MHSA(e)_j (the Transformer's residual)
+    # False: eq. 3-5 on the embedded elements, without eq. 1-2 (a diagnostic ablation).
+    self_attention: bool = True
     recency_embedding: bool = False  # a learned vector per recency rank added before eq. 1
     ffn_units: int = 512  # width of the memory controller FFN (eq. 8)
     # Hidden layers of the prediction FFN (eq. 15). Not stated in the paper; one hidden

@@ -91,7 +91,7 @@ class DumnModel(CtrModel):
             attention_options=dict(
                 scorer=c.target_attention, scorer_units=c.target_attention_units,
                 pooling=c.attention_pooling, residual=c.attention_residual,
-                recency_embedding=c.recency_embedding))
+                recency_embedding=c.recency_embedding, self_attention=c.self_attention))
         self.memories = {}
         if c.use_memory:
             groups = ({"shared": self.channels} if c.shared_memory

@@ -148,7 +148,7 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
     def __init__(self, num_heads: int, scale: str = "sqrt_T", scale_length: int = 100,
                  scorer: str = "linear", scorer_units: Sequence[int] = (32,),
                  pooling: str = "softmax", residual: bool = False,
-                 recency_embedding: bool = False, **kwargs):
+                 recency_embedding: bool = False, self_attention: bool = True, **kwargs):
         super().__init__(**kwargs)
         if scale not in ("sqrt_T", "sqrt_d"):
             raise ValueError("scale must be 'sqrt_T' or 'sqrt_d', got %r" % (scale,))
@@ -164,6 +164,7 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
         self.pooling = pooling
         self.residual = residual
         self.recency_embedding = recency_embedding
+        self.use_self_attention = self_attention
         if scorer == "linear":
             # eq. 3 split into the three blocks of W_c (bias once).
             self.score_user = tf.keras.layers.Dense(1, use_bias=False, name="w_c_user")
@@ -247,9 +248,12 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
         """sequence [B, T, D], mask bool [B, T], e_user [B, Du], e_item [B, Di] -> f [B, D]."""
         if self.recency_embedding:
             sequence = self.with_recency(sequence, mask)
-        o, self_weights = self.self_attention(sequence, mask)
-        if self.residual:
-            o = o + sequence
+        if self.use_self_attention:
+            o, self_weights = self.self_attention(sequence, mask)
+            if self.residual:
+                o = o + sequence
+        else:  # ablation: target attention on the embedded elements themselves
+            o, self_weights = sequence, None
         alpha = self.scores(o, e_user, e_item)
         if self.pooling == "softmax":
             alpha = masked_softmax(alpha, mask)  # eq. 4
@@ -266,7 +270,8 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
         config = super().get_config()
         config.update(num_heads=self.num_heads, scale=self.scale, scale_length=self.scale_length,
                       scorer=self.scorer, scorer_units=self.scorer_units, pooling=self.pooling,
-                      residual=self.residual, recency_embedding=self.recency_embedding)
+                      residual=self.residual, recency_embedding=self.recency_embedding,
+                      self_attention=self.use_self_attention)
         return config
 
 

@@ -62,6 +62,8 @@ def numpy_interaction_attention(layer, seq, mask, e_user, e_item):
         o = np.concatenate(heads, axis=1) @ wf  # eq. 2
         if layer.residual:
             o = o + x
+        if not layer.use_self_attention:
+            o = x  # eq. 3-5 on the elements themselves
         if layer.scorer == "linear":
             # eq. 3's W_c as ONE matrix on Concat(e_user, e_item, o_j).
             w_c = np.concatenate([layer.score_user.kernel.numpy(),
@@ -97,6 +99,7 @@ def test_interaction_attention_matches_numpy(scale, num_heads):
     dict(scorer="mlp", scorer_units=(6, 3), pooling="sum"),
     dict(scorer="linear", residual=True),
     dict(scorer="mlp", pooling="sum", residual=True, recency_embedding=True),
+    dict(scorer="mlp", pooling="sum", self_attention=False),
 ])
 def test_interaction_attention_options_match_numpy(options):
     seq, mask, e_user, e_item = attention_inputs(seed=3)
