@@ -21,7 +21,9 @@ same settings; nothing is written) and measures, on the eval split's impressions
 * What the histories other than clicks add (what a multi-feedback model such as DFN or DUMN
   is about, and what DIN, which reads the click history alone, cannot see): a logistic
   regression on the counts of the user's earlier events of the target's category and on
-  their share of the user's events of that type (log1p), one pair per feedback type, fitted
+  their share of the user's events of that type (log1p), one pair per feedback type, with
+  the target's category (one-hot) in every variant so that only what a history says about
+  the user counts, fitted
   on the train split's impressions and scored (AUC) on the eval split's, with the click
   history alone, with clicks and unclicks, and with all four types.
 """
@@ -100,7 +102,7 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
                 fb = e_fb[i]
                 if fb in (CLICK, UNCLICK) and e_item[i] >= 0:
                     c = int(e_cate[i])
-                    row = [e_time[i] >= eval_start, fb == CLICK]
+                    row = [e_time[i] >= eval_start, fb == CLICK, c]
                     for t in HISTORY_TYPES:
                         same = by_category[t].get(c, 0)
                         row += [same, same / max(by_type[t], 1)]
@@ -129,13 +131,17 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
                     n_unclick += 1
             start = stop
     rows = np.asarray(history_rows, dtype=np.float64)
-    in_eval, labels, counts = rows[:, 0] > 0, rows[:, 1], np.log1p(rows[:, 2:])
+    in_eval, labels, counts = rows[:, 0] > 0, rows[:, 1], np.log1p(rows[:, 3:])
+    # The target's category as one-hot columns in every variant, so that a history's gain is
+    # what it says about this user beyond the category's base rate (which an item embedding
+    # learns without any history).
+    category = np.eye(config.num_categories)[rows[:, 2].astype(np.int64)]
 
     def history_auc(types):
         columns = [2 * HISTORY_TYPES.index(t) + k for t in types for k in (0, 1)]
-        model = LogisticRegression(max_iter=1000).fit(counts[~in_eval][:, columns],
-                                                      labels[~in_eval])
-        return roc_auc(model.predict_proba(counts[in_eval][:, columns])[:, 1], labels[in_eval])
+        x = np.concatenate([counts[:, columns], category], axis=1)
+        model = LogisticRegression(max_iter=2000).fit(x[~in_eval], labels[~in_eval])
+        return roc_auc(model.predict_proba(x[in_eval])[:, 1], labels[in_eval])
 
     p = {k: np.concatenate(v) for k, v in parts.items()}
     label = p["label"]
@@ -159,6 +165,7 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
             k: v / max(eval_impressions, 1) for k, v in beyond.items()},
         "T": max_seq_len,
         "history_count_model_auc": {
+            "category_only": history_auc([]),
             "click": history_auc([CLICK]),
             "click_unclick": history_auc([CLICK, UNCLICK]),
             "all_four": history_auc([CLICK, UNCLICK, LIKE, DISLIKE]),

@@ -70,7 +70,17 @@ class CtrModel(tf.keras.Model):
     @_plain_python
     def call(self, inputs, training=None, return_aux=False, triplet_seed=None):
         out = self.forward(inputs, training=bool(training), triplet_seed=triplet_seed)
+        if return_aux and self.config.embedding_l2 > 0:
+            # The same regulariser for every model (config.embedding_l2), over the histories
+            # the model reads.
+            penalty = self.embedding.minibatch_l2(inputs, self.read_feedback_types())
+            out = dict(out, embedding_l2=penalty,
+                       aux_loss=out["aux_loss"] + self.config.embedding_l2 * penalty)
         return out if return_aux else out["probability"]
+
+    def read_feedback_types(self):
+        """The feedback histories the model reads (for the embedding regulariser)."""
+        return self.config.feedback_types
 
     def compile(self, optimizer=None, loss=None, metrics=None, **kwargs):
         """Like Model.compile; the loss is built in (eq. 16-20), so `loss` must stay None.

@@ -159,6 +159,9 @@ class ModelConfig:
     # preferences"). With eq. 18's anchor alone every user read the same slot (read spread
     # 0.000). Its gradient follows `triplet_gradient` like the write's. False = eq. 18 only.
     triplet_on_read: bool = True
+    # Weight of the mini-batch aware L2 on the embedding rows each batch reads (DIN paper
+    # §4.3; FeatureEmbedding.minibatch_l2), the same for every model; 0 = off.
+    embedding_l2: float = 0.0
     learning_rate: float = 0.005
     # 'lazy_adam' = Adam whose moments and rows move only where an embedding row got a
     # gradient (no O(vocab) work per step); 'adam' = tf.keras Adam (dense moment decay).
@@ -242,7 +245,7 @@ class ModelConfig:
                 len(set(self.din_feedback_types)) != len(self.din_feedback_types):
             errors.append("din_feedback_types=%r, expected distinct types of %s"
                           % (self.din_feedback_types, FEEDBACK_TYPES))
-        for name in ("triplet_margin", "triplet_weight", "memory_init_stddev",
+        for name in ("triplet_margin", "triplet_weight", "memory_init_stddev", "embedding_l2",
                      "memory_diversity_weight"):
             if getattr(self, name) < 0:
                 errors.append("%s=%r, expected >= 0" % (name, getattr(self, name)))

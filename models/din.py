@@ -79,6 +79,9 @@ class DinModel(CtrModel):
                                    for i in range(len(c.din_hidden_units))]
         self.output_layer = tf.keras.layers.Dense(1, name="logit")
 
+    def read_feedback_types(self):
+        return self.config.din_feedback_types
+
     def forward(self, inputs, training=False, triplet_seed=None):
         types = self.config.din_feedback_types
         emb = self.embedding(inputs, feedback_types=types)

@@ -458,3 +458,35 @@ def test_random_sampling_is_deterministic_and_uses_real_samples_only():
     assert np.any(hard["positive_index"].numpy() != a["positive_index"].numpy())
     # Hard mining gives the largest loss any choice could give.
     assert np.all(hard["loss"].numpy() >= a["loss"].numpy() - 1e-6)
+
+
+def test_minibatch_l2_sums_each_distinct_row_once_over_the_read_inputs():
+    from models import features as F
+    from models.model_factory import build_model
+    from models.testing_utils import as_tensors, random_features, tiny_config
+
+    config = tiny_config(embedding_l2=0.5)
+    model = build_model(config)
+    x = random_features(config, 4, seed=2, min_len=1)
+    model(as_tensors(x))  # build
+    emb = model.embedding
+    expected = 0.0
+
+    def rows(table, ids):
+        ids = np.unique(np.asarray(ids).ravel())
+        return float(np.sum(table.embeddings.numpy()[ids[ids > 0]] ** 2))
+
+    expected += rows(emb.user_table, x[F.USER_ID]) + rows(emb.pid_table, x[F.PID])
+    expected += sum(rows(emb.field_tables[n], x[n]) for n in emb.user_field_names)
+    for table, key, part in ((emb.item_table, F.ITEM_ID, "item"), (emb.cate_table, F.CATE_ID, "cate"),
+                             (emb.brand_table, F.BRAND_ID, "brand")):
+        ids = [np.ravel(x[key])] + [np.ravel(x[F.seq(f, part)]) for f in ("click", "unclick")]
+        expected += rows(table, np.concatenate(ids))
+    got = emb.minibatch_l2(as_tensors(x), ("click", "unclick")).numpy()
+    np.testing.assert_allclose(got, expected / 4, rtol=1e-5)
+    # The model adds weight * penalty to its auxiliary loss, and only when asked to.
+    out = model(as_tensors(x), return_aux=True)
+    np.testing.assert_allclose(out["embedding_l2"].numpy(),
+                               emb.minibatch_l2(as_tensors(x)).numpy(), rtol=1e-6)
+    base = build_model(tiny_config(embedding_l2=0.0))
+    assert "embedding_l2" not in base(as_tensors(x), return_aux=True)
