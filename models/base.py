@@ -42,7 +42,8 @@ class CtrModel(tf.keras.Model):
         # §3.2: the embedding tables every model of the project shares across its inputs.
         self.embedding = FeatureEmbedding(
             c.embedding_dim, c.item_vocab_size, c.cate_vocab_size, c.brand_vocab_size,
-            c.user_vocab_size, c.pid_vocab_size, c.user_fields, name="embedding")
+            c.user_vocab_size, c.pid_vocab_size, c.user_fields, id_embeddings=c.id_embeddings,
+            name="embedding")
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
         self.bce_tracker = tf.keras.metrics.Mean(name="bce")
         self.aux_tracker = tf.keras.metrics.Mean(name="triplet")

@@ -162,6 +162,8 @@ class ModelConfig:
     # Weight of the mini-batch aware L2 on the embedding rows each batch reads (DIN paper
     # §4.3; FeatureEmbedding.minibatch_l2), the same for every model; 0 = off.
     embedding_l2: float = 0.0
+    # False: user and item ids read one shared row (a diagnostic of id memorisation).
+    id_embeddings: bool = True
     learning_rate: float = 0.005
     # 'lazy_adam' = Adam whose moments and rows move only where an embedding row got a
     # gradient (no O(vocab) work per step); 'adam' = tf.keras Adam (dense moment decay).

@@ -61,9 +61,12 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 
     def __init__(self, embedding_dim: int, item_vocab_size: int, cate_vocab_size: int,
                  brand_vocab_size: int, user_vocab_size: int, pid_vocab_size: int,
-                 user_fields: Mapping[str, int], **kwargs):
+                 user_fields: Mapping[str, int], id_embeddings: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.embedding_dim = embedding_dim
+        # False (a diagnostic): every user id and item id reads row 0, so the model has to
+        # generalise through the categories, brands, profile fields and histories.
+        self.id_embeddings = id_embeddings
         self.user_field_names = tuple(user_fields)
 
         def table(name, size):
@@ -104,6 +107,8 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 
     def items(self, item_ids, cate_ids, brand_ids) -> tf.Tensor:
         """Concat(item, cate, brand) embeddings of id tensors of any shape -> [..., 3E]."""
+        if not self.id_embeddings:
+            item_ids = tf.zeros_like(item_ids)
         return tf.concat([self.item_table(item_ids), self.cate_table(cate_ids),
                           self.brand_table(brand_ids)], axis=-1)
 
@@ -115,7 +120,10 @@ class FeatureEmbedding(tf.keras.layers.Layer):
         'sequences' {type: [B, T, 3E]}, 'masks' {type: bool [B, T]} for `feedback_types`, and
         'samples' {type: [B, K, 3E]}, 'sample_counts' {type: [B]} for `sample_types`.
         """
-        user_parts = [self.user_table(inputs[F.USER_ID])]
+        user_ids = inputs[F.USER_ID]
+        if not self.id_embeddings:
+            user_ids = tf.zeros_like(user_ids)
+        user_parts = [self.user_table(user_ids)]
         user_parts += [self.field_tables[name](inputs[name]) for name in self.user_field_names]
         out = {
             "user": tf.concat(user_parts, axis=-1),

@@ -490,3 +490,24 @@ def test_minibatch_l2_sums_each_distinct_row_once_over_the_read_inputs():
                                emb.minibatch_l2(as_tensors(x)).numpy(), rtol=1e-6)
     base = build_model(tiny_config(embedding_l2=0.0))
     assert "embedding_l2" not in base(as_tensors(x), return_aux=True)
+
+
+@pytest.mark.parametrize("model_kind", ["din", "dumn"])
+def test_without_id_embeddings_predictions_ignore_user_and_item_ids(model_kind):
+    from models import features as F
+    from models.model_factory import build_model
+    from models.testing_utils import as_tensors, random_features, tiny_config
+
+    config = tiny_config(model=model_kind, id_embeddings=False)
+    model = build_model(config)
+    x = random_features(config, 5, seed=6, min_len=1)
+    other = random_features(config, 5, seed=7, min_len=1)
+    y = dict(x, **{F.USER_ID: other[F.USER_ID], F.ITEM_ID: other[F.ITEM_ID]})
+    for f in F.FEEDBACK_TYPES:  # the histories' item ids too; their categories stay
+        y[F.seq(f, "item")] = other[F.seq(f, "item")]
+    np.testing.assert_allclose(model(as_tensors(y)).numpy(), model(as_tensors(x)).numpy(),
+                               rtol=1e-6)
+    z = dict(x, **{F.CATE_ID: other[F.CATE_ID]})  # what is left is still read
+    assert not np.allclose(model(as_tensors(z)).numpy(), model(as_tensors(x)).numpy())
+    with_ids = build_model(tiny_config(model=model_kind))
+    assert not np.allclose(with_ids(as_tensors(y)).numpy(), with_ids(as_tensors(x)).numpy())
