@@ -74,7 +74,9 @@ class CtrModel(tf.keras.Model):
         if return_aux and self.config.embedding_l2 > 0:
             # The same regulariser for every model (config.embedding_l2), over the histories
             # the model reads.
-            penalty = self.embedding.minibatch_l2(inputs, self.read_feedback_types())
+            penalty = self.embedding.minibatch_l2(
+                inputs, self.read_feedback_types(),
+                ids_only=self.config.embedding_l2_scope == "ids")
             out = dict(out, embedding_l2=penalty,
                        aux_loss=out["aux_loss"] + self.config.embedding_l2 * penalty)
         return out if return_aux else out["probability"]

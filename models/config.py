@@ -30,6 +30,7 @@ TRIPLET_GRADIENTS = ("write_path", "full")
 TARGET_ATTENTIONS = ("linear", "mlp")
 ATTENTION_POOLINGS = ("softmax", "sum")
 PREDICTION_ACTIVATIONS = ("relu", "dice", "prelu")
+EMBEDDING_L2_SCOPES = ("all", "ids")
 
 # Where the paper is ambiguous the defaults take the reading that serves its intent and
 # measures best (docs/model.md); these settings restore the literal reading of each.
@@ -162,6 +163,7 @@ class ModelConfig:
     # Weight of the mini-batch aware L2 on the embedding rows each batch reads (DIN paper
     # §4.3; FeatureEmbedding.minibatch_l2), the same for every model; 0 = off.
     embedding_l2: float = 0.0
+    embedding_l2_scope: str = "all"  # 'all' tables | 'ids': the user-id and item-id tables
     # False: user and item ids read one shared row (a diagnostic of id memorisation).
     id_embeddings: bool = True
     learning_rate: float = 0.005
@@ -224,6 +226,7 @@ class ModelConfig:
         choice("target_attention", TARGET_ATTENTIONS)
         choice("prediction_activation", PREDICTION_ACTIVATIONS)
         choice("attention_pooling", ATTENTION_POOLINGS)
+        choice("embedding_l2_scope", EMBEDDING_L2_SCOPES)
         for name in ("max_seq_len", "embedding_dim", "num_heads", "ffn_units", "memory_slots",
                      "memory_dim", "num_triplet_samples"):
             positive(name)

@@ -81,25 +81,30 @@ class FeatureEmbedding(tf.keras.layers.Layer):
                              for name, size in user_fields.items()}
 
     def minibatch_l2(self, inputs: Mapping[str, tf.Tensor],
-                     feedback_types: Sequence[str] = F.FEEDBACK_TYPES) -> tf.Tensor:
+                     feedback_types: Sequence[str] = F.FEEDBACK_TYPES,
+                     ids_only: bool = False) -> tf.Tensor:
         """Mini-batch aware L2 (DIN paper §4.3, eq. 5, without the 1/n_j frequency weights):
         the squared norm of each embedding row the batch reads (target, profile, the
         `feedback_types` histories), each distinct row once, divided by the batch size.
+        `ids_only`: only the user-id and item-id tables (the high-cardinality features that
+        memorise; the DIN paper's case), not categories, brands, profile fields or pid.
 
         Only rows in the batch are penalised, so a sparse optimizer still touches only them;
         index 0 (padding / missing) is left out.
         """
         batch = tf.cast(tf.shape(inputs[F.ITEM_ID])[0], self.compute_dtype)
-        ids_by_table = [(self.user_table, [inputs[F.USER_ID]]), (self.pid_table, [inputs[F.PID]])]
-        ids_by_table += [(self.field_tables[n], [inputs[n]]) for n in self.user_field_names]
-        for table, target_key in ((self.item_table, F.ITEM_ID), (self.cate_table, F.CATE_ID),
-                                  (self.brand_table, F.BRAND_ID)):
-            part = {F.ITEM_ID: "item", F.CATE_ID: "cate", F.BRAND_ID: "brand"}[target_key]
+        ids_by_table = [(self.user_table, [inputs[F.USER_ID]])]
+        parts = (("item", F.ITEM_ID, self.item_table),)
+        if not ids_only:
+            ids_by_table.append((self.pid_table, [inputs[F.PID]]))
+            ids_by_table += [(self.field_tables[n], [inputs[n]]) for n in self.user_field_names]
+            parts += (("cate", F.CATE_ID, self.cate_table), ("brand", F.BRAND_ID, self.brand_table))
+        for part, target_key, table in parts:
             ids_by_table.append((table, [inputs[target_key]]
                                  + [inputs[F.seq(f, part)] for f in feedback_types]))
         total = tf.constant(0.0, self.compute_dtype)
-        for table, parts in ids_by_table:
-            ids = tf.concat([tf.reshape(tf.cast(p, tf.int64), [-1]) for p in parts], axis=0)
+        for table, id_tensors in ids_by_table:
+            ids = tf.concat([tf.reshape(tf.cast(p, tf.int64), [-1]) for p in id_tensors], axis=0)
             unique, _ = tf.unique(tf.boolean_mask(ids, ids > 0))
             rows = tf.gather(table.embeddings, unique)
             total += tf.reduce_sum(tf.square(rows))

@@ -488,6 +488,11 @@ def test_minibatch_l2_sums_each_distinct_row_once_over_the_read_inputs():
     out = model(as_tensors(x), return_aux=True)
     np.testing.assert_allclose(out["embedding_l2"].numpy(),
                                emb.minibatch_l2(as_tensors(x)).numpy(), rtol=1e-6)
+    ids_only = rows(emb.user_table, x[F.USER_ID]) + rows(emb.item_table, np.concatenate(
+        [np.ravel(x[F.ITEM_ID])] + [np.ravel(x[F.seq(f, "item")]) for f in ("click", "unclick")]))
+    np.testing.assert_allclose(
+        emb.minibatch_l2(as_tensors(x), ("click", "unclick"), ids_only=True).numpy(),
+        ids_only / 4, rtol=1e-5)
     base = build_model(tiny_config(embedding_l2=0.0))
     assert "embedding_l2" not in base(as_tensors(x), return_aux=True)
 
