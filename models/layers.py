@@ -223,11 +223,12 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
             raise ValueError("element width %d is not divisible by %d heads" % (d, self.num_heads))
         self.dim = d
         self.head_dim = d // self.num_heads
-        shape = (self.num_heads, self.head_dim, self.head_dim)
-        self.w_query = self.add_weight("w_query", shape, initializer="glorot_uniform")
-        self.w_key = self.add_weight("w_key", shape, initializer="glorot_uniform")
-        self.w_value = self.add_weight("w_value", shape, initializer="glorot_uniform")
-        self.w_output = self.add_weight("w_output", (d, d), initializer="glorot_uniform")
+        if self.use_self_attention:  # without it no weight of eq. 1-2 exists (none untrained)
+            shape = (self.num_heads, self.head_dim, self.head_dim)
+            self.w_query = self.add_weight("w_query", shape, initializer="glorot_uniform")
+            self.w_key = self.add_weight("w_key", shape, initializer="glorot_uniform")
+            self.w_value = self.add_weight("w_value", shape, initializer="glorot_uniform")
+            self.w_output = self.add_weight("w_output", (d, d), initializer="glorot_uniform")
         if self.recency_embedding:
             # One learned vector per recency rank (0 = the most recent event), added to the
             # element before eq. 1, as DFN's code adds position embeddings to its histories.

@@ -42,8 +42,9 @@ def numpy_interaction_attention(layer, seq, mask, e_user, e_item):
     """eq. 1-5 written out per example, over the real positions only, for every option of
     the layer (scorer, pooling, residual, recency embedding)."""
     h, dh = layer.num_heads, layer.head_dim
-    wq, wk, wv, wf = (w.numpy() for w in (layer.w_query, layer.w_key, layer.w_value,
-                                           layer.w_output))
+    if layer.use_self_attention:
+        wq, wk, wv, wf = (w.numpy() for w in (layer.w_query, layer.w_key, layer.w_value,
+                                               layer.w_output))
     divisor = np.sqrt(layer.scale_length if layer.scale == "sqrt_T" else dh)
     out = np.zeros((seq.shape[0], seq.shape[2]), np.float64)
     for b in range(seq.shape[0]):
@@ -54,15 +55,16 @@ def numpy_interaction_attention(layer, seq, mask, e_user, e_item):
         if layer.recency_embedding:
             # rank 0 = the most recent (last real) event
             x = x + layer.recency.numpy()[real.size - 1 - np.arange(real.size)]
-        heads = []
-        for i in range(h):
-            e = x[:, i * dh:(i + 1) * dh]  # the h-th chunk of each element (eq. 1)
-            q, k, v = e @ wq[i], e @ wk[i], e @ wv[i]
-            heads.append(softmax(q @ k.T / divisor) @ v)
-        o = np.concatenate(heads, axis=1) @ wf  # eq. 2
-        if layer.residual:
-            o = o + x
-        if not layer.use_self_attention:
+        if layer.use_self_attention:
+            heads = []
+            for i in range(h):
+                e = x[:, i * dh:(i + 1) * dh]  # the h-th chunk of each element (eq. 1)
+                q, k, v = e @ wq[i], e @ wk[i], e @ wv[i]
+                heads.append(softmax(q @ k.T / divisor) @ v)
+            o = np.concatenate(heads, axis=1) @ wf  # eq. 2
+            if layer.residual:
+                o = o + x
+        else:
             o = x  # eq. 3-5 on the elements themselves
         if layer.scorer == "linear":
             # eq. 3's W_c as ONE matrix on Concat(e_user, e_item, o_j).
@@ -106,6 +108,8 @@ def test_interaction_attention_options_match_numpy(options):
     layer = MultiHeadInteractionAttention(num_heads=2, scale="sqrt_d", scale_length=7,
                                           **options)
     f = layer(seq, mask, e_user, e_item).numpy()
+    # Without eq. 1-2 the layer holds only the scorer's weights: nothing left untrained.
+    assert options.get("self_attention", True) == any("w_query" in w.name for w in layer.weights)
     np.testing.assert_allclose(f, numpy_interaction_attention(layer, seq, mask, e_user, e_item),
                                rtol=1e-4, atol=1e-5)
 
