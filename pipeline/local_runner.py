@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import Dict
 
 import legacy_keras  # noqa: F401  (before TensorFlow)
 
@@ -60,9 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "run (they are listed in the log report either way)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--profile-fields", help="comma-separated profile columns of users.csv the "
-                                            "schema should expect (default: the public data's)")
+                                            "schema should expect (default: the columns of "
+                                            "users.csv for canonical logs, the public data's "
+                                            "for the Tianchi layout)")
     p.add_argument("--pid-values", help="comma-separated pid values the schema should accept; "
-                                        "'' (empty) accepts any pid")
+                                        "'' (empty) accepts any pid (default: any for "
+                                        "canonical logs, the public data's two for Tianchi)")
     p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
                    help="a ModelConfig setting, e.g. --model-override orthogonal_mapping=false "
                         "(repeatable); the value is read as the setting's type (booleans: "
@@ -207,19 +210,25 @@ class _PlainConsole:
         pass
 
 
-def profile_fields_of(config: PipelineConfig) -> Optional[List[str]]:
-    """For canonical logs without --profile-fields: the profile columns of the data's
-    users.csv (user_id left out), so that one's own profile table passes the schema; None
-    for the Tianchi layout (the curated schema lists its profile fields) or when unknown."""
+def canonical_schema_defaults(config: PipelineConfig) -> Dict[str, object]:
+    """Schema settings that follow the data, for canonical logs (one's own logs): the
+    profile columns of users.csv (user_id left out) as `schema_profile_fields`, and any pid
+    (`schema_pid_values=[]`: the Transform's pid vocabulary holds the values the data has),
+    so that neither stops the run at the AnomaliesGate for differing from the public data.
+    {} for the Tianchi layout (the curated schema is the public data's) or when the folder
+    cannot be read (the ExampleGen will say what is wrong with it)."""
     from components.feedback_example_gen import beam_steps, readers
     try:
         files = beam_steps.discover(config.data_root, config.layout, ignore_unknown_files=True,
                                     check_archives=False, log_unread=False)
     except ValueError:
-        return None  # the ExampleGen will say what is wrong with the folder
-    if files.layout != readers.CANONICAL or not files.files.get("users"):
-        return None
-    return list(files.profile_fields)
+        return {}
+    if files.layout != readers.CANONICAL:
+        return {}
+    defaults = {"schema_pid_values": []}
+    if files.files.get("users"):
+        defaults["schema_profile_fields"] = list(files.profile_fields)
+    return defaults
 
 
 def _run_and_report(args, config: PipelineConfig, console, log_path: str = None) -> int:
@@ -228,11 +237,15 @@ def _run_and_report(args, config: PipelineConfig, console, log_path: str = None)
     from pipeline.results import oracle_auc
     started = time.time()
     try:
-        if config.schema_profile_fields is None:
-            fields = profile_fields_of(config)
-            if fields is not None:
-                logger.info("schema profile fields from users.csv: %s", ", ".join(fields))
-                config = dataclasses.replace(config, schema_profile_fields=fields)
+        # Only what the flags left unset (--profile-fields, --pid-values).
+        defaults = {name: value for name, value in canonical_schema_defaults(config).items()
+                    if getattr(config, name) is None}
+        if "schema_profile_fields" in defaults:
+            logger.info("schema profile fields from users.csv: %s",
+                        ", ".join(defaults["schema_profile_fields"]))
+        if "schema_pid_values" in defaults:
+            logger.info("schema pid: any value (canonical logs; --pid-values fixes a domain)")
+        config = dataclasses.replace(config, **defaults)
         result, _ = run(config, enable_cache=args.enable_cache)
     except user_errors() as error:
         if args.verbose:

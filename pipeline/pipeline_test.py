@@ -201,18 +201,20 @@ def test_quiet_console_keeps_components_progress_and_warnings():
     assert not any(is_for_console(record(*r)) for r in hidden)
 
 
-def test_canonical_profile_fields_default_to_the_users_table(tmp_path):
-    from pipeline.local_runner import profile_fields_of
+def test_canonical_schema_defaults_follow_the_data(tmp_path):
+    from pipeline.local_runner import canonical_schema_defaults
     data = tmp_path / "logs"
     (data / "day=1").mkdir(parents=True)
     (data / "day=1" / "events.csv").write_text(
         "user_id,item_id,cate_id,brand_id,timestamp,feedback\nu,i,c,b,1494000000,click\n")
-    assert profile_fields_of(PipelineConfig(data_root=str(data))) is None  # no users.csv
+    # No users.csv: the profile fields stay the schema's; any pid either way.
+    assert canonical_schema_defaults(PipelineConfig(data_root=str(data))) == {
+        "schema_pid_values": []}
     (data / "users.csv").write_text("user_id,gender,age_level,occupation\nu,1,2,0\n")
-    assert profile_fields_of(PipelineConfig(data_root=str(data))) == [
-        "gender", "age_level", "occupation"]
+    assert canonical_schema_defaults(PipelineConfig(data_root=str(data))) == {
+        "schema_pid_values": [], "schema_profile_fields": ["gender", "age_level", "occupation"]}
     tianchi = tmp_path / "tianchi"
     tianchi.mkdir()
     for name in ("raw_sample.csv", "ad_feature.csv", "user_profile.csv"):
         (tianchi / name).write_text("x\n1\n")
-    assert profile_fields_of(PipelineConfig(data_root=str(tianchi))) is None
+    assert canonical_schema_defaults(PipelineConfig(data_root=str(tianchi))) == {}
