@@ -150,10 +150,14 @@ def run(config: PipelineConfig, enable_cache: bool = False):
     """Runs the pipeline with LocalDagRunner; returns (RunResult, metadata path)."""
     from tfx import v1 as tfx
     from pipeline.pipeline import create_pipeline
-    from pipeline.results import read_run_result
+    from pipeline.results import cancel_dead_executions, read_run_result
 
     metadata_path = os.path.join(os.path.dirname(config.pipeline_root), "metadata.sqlite")
     os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
+    dead = cancel_dead_executions(metadata_path)
+    if dead:
+        logger.warning("an earlier run was stopped before it finished: %s left RUNNING in %s, "
+                       "now marked CANCELED", ", ".join(dead), metadata_path)
     started_ms = int(time.time() * 1000)
     dag = create_pipeline(
         config, enable_cache=enable_cache,

@@ -218,3 +218,28 @@ def test_canonical_schema_defaults_follow_the_data(tmp_path):
     for name in ("raw_sample.csv", "ad_feature.csv", "user_profile.csv"):
         (tianchi / name).write_text("x\n1\n")
     assert canonical_schema_defaults(PipelineConfig(data_root=str(tianchi))) == {}
+
+
+def test_a_stopped_runs_executions_are_marked_canceled_once(tmp_path):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as pb
+    from pipeline.results import DEAD_EXECUTION_NOTE, cancel_dead_executions
+
+    path = str(tmp_path / "metadata.sqlite")
+    assert cancel_dead_executions(path) == []  # no store yet: nothing to do, nothing created
+    config = pb.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    store = metadata_store.MetadataStore(config)
+    type_id = store.put_execution_type(pb.ExecutionType(name="tfx.components.Transform"))
+    states = [pb.Execution.COMPLETE, pb.Execution.RUNNING, pb.Execution.FAILED, pb.Execution.NEW]
+    ids = store.put_executions([pb.Execution(type_id=type_id, last_known_state=s)
+                                for s in states])
+    assert cancel_dead_executions(path) == ["Transform (execution %d)" % ids[1],
+                                            "Transform (execution %d)" % ids[3]]
+    after = {e.id: e for e in store.get_executions()}
+    assert [after[i].last_known_state for i in ids] == [
+        pb.Execution.COMPLETE, pb.Execution.CANCELED, pb.Execution.FAILED, pb.Execution.CANCELED]
+    assert after[ids[1]].custom_properties["note"].string_value == DEAD_EXECUTION_NOTE
+    assert "note" not in after[ids[0]].custom_properties
+    assert cancel_dead_executions(path) == []  # a second start finds nothing left open

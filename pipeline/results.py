@@ -65,11 +65,43 @@ def _defined_auc(metrics: Dict[str, float]) -> Optional[float]:
     return auc
 
 
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
+def _store(metadata_path: str, writable: bool = False) -> metadata_store.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    config.sqlite.connection_mode = (
+        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE if writable
+        else metadata_store_pb2.SqliteMetadataSourceConfig.READONLY)
     return metadata_store.MetadataStore(config)
+
+
+# Why an execution was closed by `cancel_dead_executions` (its custom property 'note').
+DEAD_EXECUTION_NOTE = ("left RUNNING by an earlier local run that was stopped before it "
+                       "finished; marked CANCELED when the next run started")
+
+
+def cancel_dead_executions(metadata_path: str) -> List[str]:
+    """Marks CANCELED every execution a stopped local run left NEW or RUNNING, and returns
+    them as 'Component (execution N)'.
+
+    Call before a local run starts: LocalDagRunner runs one pipeline at a time per metadata
+    file, so such an execution has no process behind it (a killed run never updates it), and
+    left as it is it reads as still running in every MLMD client. Nothing is deleted: the
+    execution keeps its artifacts and gets the custom property 'note' saying why it was
+    closed. No file yet: nothing to do.
+    """
+    if not os.path.exists(metadata_path):
+        return []
+    store = _store(metadata_path, writable=True)
+    types = {t.id: t.name for t in store.get_execution_types()}
+    open_states = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
+    dead = [e for e in store.get_executions() if e.last_known_state in open_states]
+    for execution in dead:
+        execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+        execution.custom_properties["note"].string_value = DEAD_EXECUTION_NOTE
+    if dead:
+        store.put_executions(dead)
+    return ["%s (execution %d)" % (types.get(e.type_id, "?").rsplit(".", 1)[-1], e.id)
+            for e in sorted(dead, key=lambda e: e.id)]
 
 
 def _latest(store, type_name: str, since_ms: int):
