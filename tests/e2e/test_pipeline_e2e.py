@@ -114,7 +114,7 @@ def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):
     root, data = workspace
     worse = dict(SMALL_MODEL, learning_rate=1e-9)
     result, _ = run(config_for(root, data, train_steps=1, eval_steps=2, auc_floor=0.0,
-                               model_overrides=worse))
+                               auc_max_regression=0.0, model_overrides=worse))
     assert {"Trainer", "Evaluator", "Pusher"} <= set(result.executed)
     assert result.metrics["auc"] < first_run.metrics["auc"]
     assert result.blessed is False
