@@ -21,6 +21,9 @@ import legacy_keras  # noqa: F401  (before TensorFlow)
 from pipeline.config import REPO_ROOT, PipelineConfig
 
 logger = logging.getLogger("dumn-pipeline")
+# Exit code of a run whose model was not blessed, with --fail-if-not-blessed (1 = a data or
+# configuration error, 2 = bad flags).
+NOT_BLESSED_EXIT_CODE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-cache", action="store_true",
                    help="reuse outputs of unchanged components (only when the data folder "
                         "has not changed since the last run)")
+    p.add_argument("--fail-if-not-blessed", action="store_true",
+                   help="exit with code %d when the Evaluator does not bless the model (for "
+                        "schedulers); by default such a run ends with 0 and says why in its "
+                        "summary" % NOT_BLESSED_EXIT_CODE)
     return p
 
 
@@ -265,6 +272,9 @@ def _run_and_report(args, config: PipelineConfig, console, log_path: str = None)
     console.say(result.format(oracle_auc(config.data_root)))
     if log_path:
         console.say("full log: %s" % log_path)
+    if args.fail_if_not_blessed and not result.blessed:
+        console.error("error: the model was not blessed (--fail-if-not-blessed)")
+        return NOT_BLESSED_EXIT_CODE
     return 0
 
 

@@ -243,3 +243,55 @@ def test_a_stopped_runs_executions_are_marked_canceled_once(tmp_path):
     assert after[ids[1]].custom_properties["note"].string_value == DEAD_EXECUTION_NOTE
     assert "note" not in after[ids[0]].custom_properties
     assert cancel_dead_executions(path) == []  # a second start finds nothing left open
+
+
+def test_a_run_that_is_not_blessed_says_why_with_both_numbers():
+    from tensorflow_model_analysis.proto import validation_result_pb2 as v
+    from pipeline.pipeline import eval_config
+    from pipeline.results import RunResult, blessing_failures
+
+    # The thresholds the pipeline itself configures, so the sentences follow the real gate.
+    metrics = eval_config(PipelineConfig(auc_floor=0.62, auc_max_regression=0.015)) \
+        .metrics_specs[0].metrics
+    threshold = next(m for m in metrics if m.class_name == "AUC") \
+        .per_slice_thresholds[0].threshold
+    result = v.ValidationResult(validation_ok=False)
+    per_slice = result.metric_validations_per_slice.add()
+    floor = per_slice.failures.add()
+    floor.metric_key.name = "auc"
+    floor.metric_threshold.CopyFrom(threshold)
+    floor.metric_value.double_value.value = 0.5734
+    change = per_slice.failures.add()
+    change.metric_key.name = "auc"
+    change.metric_key.is_diff = True
+    change.metric_threshold.CopyFrom(threshold)
+    change.metric_value.double_value.value = -0.0412
+    reasons = blessing_failures(result)
+    assert reasons == [
+        "AUC 0.5734 is below the floor 0.6200 (--auc-floor)",
+        "AUC is 0.0412 below the latest blessed model's; allowed: 0.0150 (--auc-max-regression)"]
+    assert blessing_failures(v.ValidationResult(validation_ok=True)) == []
+    text = RunResult(executed=[], seconds={}, metrics={}, slices={}, blessed=False, pushed=False,
+                     pushed_destination=None, model_uri=None, blessing_failures=reasons).format()
+    assert "blessed: no (AUC 0.5734 is below the floor 0.6200 (--auc-floor); AUC is 0.0412" in text
+
+
+@pytest.mark.parametrize("blessed,flag,code", [(False, True, 3), (False, False, 0),
+                                               (True, True, 0)])
+def test_fail_if_not_blessed_sets_the_exit_code(tmp_path, monkeypatch, capfd, blessed, flag,
+                                                code):
+    from pipeline import local_runner
+    from pipeline.results import RunResult
+
+    def fake_run(config, enable_cache=False):  # the pipeline itself is the e2e tests' job
+        return RunResult(executed=["Evaluator"], seconds={}, metrics={}, slices={},
+                         blessed=blessed, pushed=blessed, pushed_destination=None,
+                         model_uri=None), None
+
+    monkeypatch.setattr(local_runner, "run", fake_run)
+    data = tmp_path / "logs"
+    data.mkdir()
+    argv = ["--data", str(data), "--output-root", str(tmp_path / "out"), "--verbose"]
+    assert local_runner.main(argv + (["--fail-if-not-blessed"] if flag else [])) == code
+    err = capfd.readouterr().err
+    assert ("error: the model was not blessed" in err) == (code != 0)

@@ -20,6 +20,8 @@ class RunResult:
     pushed: Optional[bool]
     pushed_destination: Optional[str]
     model_uri: Optional[str]
+    # Why the Evaluator did not bless (from TFMA's validation result); empty when it did.
+    blessing_failures: List[str] = dataclasses.field(default_factory=list)
 
     def format(self, oracle_auc: Optional[float] = None) -> str:
         lines = ["components run: %s" % ", ".join(
@@ -38,7 +40,10 @@ class RunResult:
             if "auc" in values:
                 lines.append("  slice %-24s AUC %s  n=%d" % (
                     slice_name, _number(_defined_auc(values)), values.get("example_count", 0)))
-        lines.append("blessed: %s" % ("yes" if self.blessed else "no"))
+        if self.blessed or not self.blessing_failures:
+            lines.append("blessed: %s" % ("yes" if self.blessed else "no"))
+        else:
+            lines.append("blessed: no (%s)" % "; ".join(self.blessing_failures))
         if self.pushed:
             lines.append("pushed to: %s" % self.pushed_destination)
         else:
@@ -127,6 +132,25 @@ def _metric_values(metrics: Dict) -> Dict[str, float]:
     return values
 
 
+def blessing_failures(validation) -> List[str]:
+    """Each failed threshold of a TFMA ValidationResult as a sentence with both numbers."""
+    reasons = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            name = failure.metric_key.name.upper() if failure.metric_key.name == "auc" \
+                else failure.metric_key.name
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if failure.metric_key.is_diff:
+                allowed = threshold.change_threshold.absolute.value
+                reasons.append("%s is %.4f below the latest blessed model's; allowed: %.4f "
+                               "(--auc-max-regression)" % (name, -value, max(-allowed, 0.0)))
+            else:
+                reasons.append("%s %.4f is below the floor %.4f (--auc-floor)"
+                               % (name, value, threshold.value_threshold.lower_bound.value))
+    return reasons
+
+
 def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
     """Artifacts and executions recorded at or after `since_ms` (Unix milliseconds)."""
     store = _store(metadata_path)
@@ -140,8 +164,9 @@ def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
             seconds[name] = (execution.last_update_time_since_epoch
                              - execution.create_time_since_epoch) / 1000.0
     evaluation = _latest(store, "ModelEvaluation", since_ms)
-    metrics, slices = {}, {}
+    metrics, slices, failures = {}, {}, []
     if evaluation is not None and os.path.isdir(evaluation.uri):
+        failures = blessing_failures(tfma.load_validation_result(evaluation.uri))
         result = tfma.load_eval_result(evaluation.uri)
         for slice_key, slice_metrics in result.slicing_metrics:
             values = _metric_values(slice_metrics)
@@ -160,7 +185,7 @@ def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
         blessed=None if blessed is None else bool(blessed),
         pushed=None if pushed_flag is None else bool(pushed_flag),
         pushed_destination=_custom(pushed, "pushed_destination"),
-        model_uri=model.uri if model is not None else None)
+        model_uri=model.uri if model is not None else None, blessing_failures=failures)
 
 
 def oracle_auc(data_root: str) -> Optional[float]:

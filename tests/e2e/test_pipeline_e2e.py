@@ -118,6 +118,9 @@ def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):
     assert {"Trainer", "Evaluator", "Pusher"} <= set(result.executed)
     assert result.metrics["auc"] < first_run.metrics["auc"]
     assert result.blessed is False
+    assert len(result.blessing_failures) == 1  # the floor is 0 here: only the baseline gate
+    assert result.blessing_failures[0].startswith("AUC is ")
+    assert "below the latest blessed model's; allowed: 0.0000" in result.blessing_failures[0]
     assert result.pushed is False
     pushed_versions = os.listdir(str(root / "serving"))
     assert len(pushed_versions) == 1
