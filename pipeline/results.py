@@ -137,8 +137,7 @@ def blessing_failures(validation) -> List[str]:
     reasons = []
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
-            name = failure.metric_key.name.upper() if failure.metric_key.name == "auc" \
-                else failure.metric_key.name
+            name = "AUC" if failure.metric_key.name == "auc" else failure.metric_key.name
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
             if failure.metric_key.is_diff:
