@@ -38,6 +38,13 @@ class SimConfig:
     # The recommender that chooses impressions.
     popularity_share: float = 0.4   # share of impressions drawn by popularity alone
     interest_temperature: float = 1.5  # sharpness of the interest-driven category choice
+    # Share of impressions that retarget the user's earlier logged clicks: an item of the
+    # category of one of her earlier item clicks (drawn uniformly among them), by popularity
+    # within it. A recommender that reacts to logged clicks cannot tell an accidental click
+    # from a genuine one, so a mistaken click brings more impressions of a category the user
+    # does not want (unclicked, sometimes disliked). 0 = the recommender reads only the
+    # user's true interest. Users without an earlier item click get an interest-driven one.
+    retarget_share: float = 0.0
     item_zipf_exponent: float = 1.1
     category_zipf_exponent: float = 0.8
     # Noise of implicit feedback.
@@ -71,13 +78,16 @@ class SimConfig:
                              % (self.num_categories, self.num_items))
         if self.sessions_per_day <= 0 or self.impressions_per_session < 1:
             raise ValueError("sessions_per_day must be > 0 and impressions_per_session >= 1")
-        rates = ["segment_weight", "short_term_persistence", "popularity_share",
+        rates = ["segment_weight", "short_term_persistence", "popularity_share", "retarget_share",
                  "accidental_click_rate", "missed_click_rate", "like_rate", "dislike_rate",
                  "accidental_dislike_rate",
                  "missing_profile_rate", "empty_pvalue_rate", "missing_brand_rate"]
         for name in rates:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError("%s must be in [0, 1], got %r" % (name, getattr(self, name)))
+        if self.popularity_share + self.retarget_share > 1.0:
+            raise ValueError("popularity_share + retarget_share must be at most 1, got %r + %r"
+                             % (self.popularity_share, self.retarget_share))
         if self.category_clicks_per_session < 0:
             raise ValueError("category_clicks_per_session must be >= 0")
 

@@ -13,7 +13,9 @@ Generative story, per user:
   x_k = ρ·x_{k−1} + sqrt(1 − ρ²)·ε_k.
 * Impressions come from a recommender: a share by item popularity (Zipf), the rest by
   category interest (softmax over (u + x)·v_category plus category popularity), then by item
-  popularity within the category.
+  popularity within the category. With `retarget_share` > 0 a share of the interest-driven
+  impressions retargets instead: an item of the category of one of the user's earlier logged
+  item clicks (accidental ones included, as a real recommender cannot tell them apart).
 * True affinity a = (u + w_s·x)·v_cat/√D + 0.5·u·v_brand/√D + item quality − price
   sensitivity·price + position (pid) bias; click intent ~ Bernoulli(σ(bias + a)).
 * Implicit feedback is noisy: an impression without intent is clicked by accident with
@@ -223,6 +225,41 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _retarget_earlier_clicks(imp_item: np.ndarray, retarget: np.ndarray,
+                             imp_rank: np.ndarray, imp_user: np.ndarray, world: World,
+                             clicked_of, rng: np.random.Generator) -> None:
+    """Gives each `retarget` impression an item of the category of one of its user's item
+    clicks in her earlier sessions (uniformly among them), by popularity within the category;
+    impressions whose user has no earlier item click keep their interest-driven item.
+
+    Sessions are taken rank by rank (a user's first session, her second, ...): the clicks of
+    rank r are decided, with `clicked_of(index)`, once rank r's items are final. Edits
+    `imp_item` in place.
+    """
+    click_user = np.zeros(0, dtype=np.int64)
+    click_category = np.zeros(0, dtype=np.int64)
+    for r in range(int(imp_rank.max(initial=-1)) + 1):
+        at_rank = np.flatnonzero(imp_rank == r)
+        chosen = at_rank[retarget[at_rank]]
+        if len(chosen) and len(click_user):
+            order = np.argsort(click_user, kind="stable")
+            users_sorted, categories_sorted = click_user[order], click_category[order]
+            lo = np.searchsorted(users_sorted, imp_user[chosen], side="left")
+            hi = np.searchsorted(users_sorted, imp_user[chosen], side="right")
+            has_clicks = hi > lo
+            chosen, lo, hi = chosen[has_clicks], lo[has_clicks], hi[has_clicks]
+            pick = lo + np.floor(rng.random(len(chosen)) * (hi - lo)).astype(np.int64)
+            category = categories_sorted[np.minimum(pick, hi - 1)]
+            slot = np.searchsorted(world.within_category_cdf,
+                                   category + rng.random(len(chosen)), side="right")
+            slot = np.clip(slot, world.category_offsets[category],
+                           world.category_offsets[category + 1] - 1)
+            imp_item[chosen] = world.items_by_category[slot]
+        clicked = at_rank[clicked_of(at_rank)]
+        click_user = np.concatenate([click_user, imp_user[clicked]])
+        click_category = np.concatenate([click_category, world.item_category[imp_item[clicked]]])
+
+
 def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: int,
                    shard_index: int):
     """Simulates users [first_user, last_user) over all days; returns (ShardEvents, ShardTruth)."""
@@ -283,25 +320,45 @@ def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: 
     slot = np.clip(slot, world.category_offsets[chosen_category],
                    world.category_offsets[chosen_category + 1] - 1)
     imp_item[by_interest] = world.items_by_category[slot]
+    imp_pid = (rng.random(num_imp) >= PID_SHARE[0]).astype(np.int64)
+    intent_draw = rng.random(num_imp)
+    noise_draw = rng.random(num_imp)
+
+    def affinity_of(index: np.ndarray) -> np.ndarray:
+        """True affinity of impressions `index` for the items they show now."""
+        item, user = imp_item[index], imp_user[index]
+        category, brand = world.item_category[item], world.item_brand[item]
+        brand_term = np.where(
+            brand >= 0,
+            0.5 * np.einsum("nd,nd->n", world.user_interest[user],
+                            world.brand_vectors[np.maximum(brand, 0)]) / math.sqrt(dim),
+            0.0)
+        return (np.einsum("nd,nd->n", session_interest[imp_session[index]],
+                          world.category_vectors[category]) / math.sqrt(dim)
+                + brand_term + world.item_quality[item]
+                - world.user_price_sensitivity[user] * world.item_price_z[item]
+                + np.asarray(PID_BIAS)[imp_pid[index]])
+
+    def clicked_of(index: np.ndarray, affinity: np.ndarray) -> np.ndarray:
+        intent = intent_draw[index] < _sigmoid(config.click_bias + affinity)
+        return ((intent & (noise_draw[index] >= config.missed_click_rate))
+                | (~intent & (noise_draw[index] < config.accidental_click_rate)))
+
+    if config.retarget_share > 0:
+        # Its own stream, so that the other draws are those of a recommender without it.
+        retarget_rng = np.random.default_rng([config.seed, 2, shard_index])
+        retarget = by_interest & (retarget_rng.random(num_imp)
+                                  < config.retarget_share / (1.0 - config.popularity_share))
+        _retarget_earlier_clicks(imp_item, retarget, rank[imp_session], imp_user, world,
+                                 lambda index: clicked_of(index, affinity_of(index)),
+                                 retarget_rng)
     imp_category = world.item_category[imp_item]
     imp_brand = world.item_brand[imp_item]
-    imp_pid = (rng.random(num_imp) >= PID_SHARE[0]).astype(np.int64)
 
     # True affinity and click intent.
-    interest = session_interest[imp_session]
-    brand_term = np.where(
-        imp_brand >= 0,
-        0.5 * np.einsum("nd,nd->n", world.user_interest[imp_user],
-                        world.brand_vectors[np.maximum(imp_brand, 0)]) / math.sqrt(dim),
-        0.0)
-    affinity = (np.einsum("nd,nd->n", interest, world.category_vectors[imp_category])
-                / math.sqrt(dim)
-                + brand_term + world.item_quality[imp_item]
-                - world.user_price_sensitivity[imp_user] * world.item_price_z[imp_item]
-                + np.asarray(PID_BIAS)[imp_pid])
+    affinity = affinity_of(np.arange(num_imp))
     intent_probability = _sigmoid(config.click_bias + affinity)
-    intent = rng.random(num_imp) < intent_probability
-    noise_draw = rng.random(num_imp)
+    intent = intent_draw < intent_probability
     missed = intent & (noise_draw < config.missed_click_rate)
     accidental = ~intent & (noise_draw < config.accidental_click_rate)
     clicked = (intent & ~missed) | accidental

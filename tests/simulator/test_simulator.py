@@ -219,3 +219,50 @@ def test_cli_rejects_bad_settings(tmp_path, capsys):
     assert "eval_days" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["--help"])
+
+
+def _share_in_earlier_clicked_categories(config):
+    """Share of impressions, of users with an earlier item click, shown in a category she
+    clicked before (clicks of earlier sessions or earlier in the session alike)."""
+    from simulator.generate import CLICK, UNCLICK, build_world, iterate_shards
+    world = build_world(config)
+    inside, total = 0, 0
+    for _, events, _ in iterate_shards(config, world):
+        clicked = {}
+        for user, item, category, feedback in zip(events.user, events.item, events.category,
+                                                  events.feedback):
+            if item < 0 or feedback not in (CLICK, UNCLICK):
+                continue
+            seen = clicked.get(user)
+            if seen:
+                total += 1
+                inside += category in seen
+            if feedback == CLICK:
+                clicked.setdefault(user, set()).add(category)
+    return inside / total
+
+
+def test_retargeting_shows_the_categories_of_earlier_clicks():
+    base = dict(SMALL, num_users=300, seed=4)
+    without = _share_in_earlier_clicked_categories(SimConfig(retarget_share=0.0, **base))
+    with_half = _share_in_earlier_clicked_categories(SimConfig(retarget_share=0.5, **base))
+    # Half the impressions come from earlier clicks' categories (less the users' first
+    # sessions, which have none), on top of what interest already puts there.
+    assert with_half >= without + 0.5 * (1 - without) * 0.6
+    with pytest.raises(ValueError, match="popularity_share \\+ retarget_share"):
+        SimConfig(popularity_share=0.6, retarget_share=0.5)
+
+
+def test_retargeting_off_leaves_the_other_draws_alone():
+    """retarget_share draws from its own stream: the impressions it does not move keep their
+    items, and every other feedback follows the same uniform draws."""
+    from simulator.generate import build_world, iterate_shards
+    base = SimConfig(seed=9, **SMALL)
+    moved = SimConfig(seed=9, retarget_share=0.2, **SMALL)
+    for (_, _, truth_a), (_, _, truth_b) in zip(iterate_shards(base, build_world(base)),
+                                                iterate_shards(moved, build_world(moved))):
+        assert np.array_equal(truth_a.timestamp, truth_b.timestamp)
+        same = truth_a.item == truth_b.item
+        assert 0.6 < same.mean() < 0.95
+        # The truth is a function of the session's interest and the item alone.
+        assert np.allclose(truth_a.click_probability[same], truth_b.click_probability[same])
