@@ -160,32 +160,12 @@ def attach_truth(split: Split, truth_csv: str):
 
 
 def batches(split: Split, batch_size: int, seed: int, shuffle: bool, repeat: bool):
-    """A tf.data.Dataset of (features, label) batches drawn from the in-memory split."""
-    import tensorflow as tf
+    """A tf.data.Dataset of (features, label) batches drawn from the in-memory split (the
+    Trainer's own in-memory batching, models/example_order.py)."""
+    from models import example_order
 
-    n = len(split)
-    names = list(split.features)
-    signature = ({name: tf.TensorSpec((None,) + split.features[name].shape[1:],
-                                      tf.float32 if split.features[name].dtype == np.float32
-                                      else tf.int64) for name in names},
-                 tf.TensorSpec((None,), tf.int64))
-
-    def generate():
-        rng = np.random.default_rng(seed)
-        while True:
-            order = rng.permutation(n) if shuffle else np.arange(n)
-            for start in range(0, n, batch_size):
-                index = order[start:start + batch_size]
-                if repeat and len(index) < batch_size:
-                    break  # full batches only while training
-                yield ({name: (split.features[name][index].astype(np.int64)
-                               if split.features[name].dtype == np.int32
-                               else split.features[name][index]) for name in names},
-                       split.labels[index])
-            if not repeat:
-                return
-
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(4)
+    return example_order.batches(split.features, split.labels, batch_size, seed, shuffle,
+                                 repeat)
 
 
 def predict(model, split: Split, batch_size: int = 1024) -> np.ndarray:

@@ -111,3 +111,36 @@ def write_warmup_requests(saved_model_dir: str, serialized_examples: Sequence[by
                 predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return path
+
+
+def assert_example_framing(examples: tf.Tensor) -> tf.Operation:
+    """An assertion that every string of `examples` is framed as a serialized tf.Example:
+    empty, or the tag of field 1 (0x0A) followed by a varint length equal to the bytes left.
+
+    Why: `tf.io.parse_example` quotes an unparseable input's bytes in its error message, and
+    a Python caller of the SavedModel then gets a UnicodeDecodeError instead of the
+    InvalidArgumentError (TF Serving itself returns INVALID_ARGUMENT either way). Random bytes
+    fail this check with a plain message; bytes framed right but corrupt inside still reach
+    the parser (a tf.Example merged from several field-1 records, valid protobuf but never
+    written by a serializer, is refused here too).
+    """
+    length = tf.cast(tf.strings.length(examples), tf.int64)
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(examples, 0, 6), tf.uint8,
+                                    fixed_length=6), tf.int64)  # zero-padded
+    value = tf.zeros_like(length)
+    varint_bytes = tf.zeros_like(length)
+    active = tf.ones_like(length, dtype=tf.bool)  # still inside the varint
+    for k in range(1, 6):
+        byte = head[:, k]
+        value += tf.where(active, tf.bitwise.left_shift(tf.bitwise.bitwise_and(byte, 127),
+                                                        7 * (k - 1)), 0)
+        varint_bytes += tf.cast(active, tf.int64)
+        active = active & (byte >= 128)
+    framed = (tf.equal(head[:, 0], 10) & ~active
+              & tf.equal(value, length - 1 - varint_bytes))
+    ok = tf.equal(length, 0) | framed
+    first_bad = tf.argmin(tf.cast(ok, tf.int32), output_type=tf.int64)
+    return tf.debugging.Assert(
+        tf.reduce_all(ok),
+        ["serving input is not a serialized tf.Example; the first such input is at index",
+         first_bad], name="assert_example_framing")

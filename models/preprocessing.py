@@ -259,12 +259,16 @@ def preprocessing_fn(inputs: Mapping[str, Any],
 
     # Price: log1p (prices are heavy-tailed), then z-score over the present values only;
     # a missing price becomes 0.0, the mean. Negative prices (invalid) count as 0.
+    # The mean and variance are accumulated in float64: Beam combines the partial sums in
+    # another order on every run, and in float32 that moved some z-scores by an ULP, so a
+    # rerun on the same data trained on other values (and in another canonical order).
     price = _single_value_column(inputs[F.PRICE])
     log_price = tf.SparseTensor(price.indices,
-                                tf.math.log1p(tf.maximum(tf.cast(price.values, tf.float32), 0.0)),
+                                tf.math.log1p(tf.maximum(tf.cast(price.values, tf.float64), 0.0)),
                                 price.dense_shape)
-    scaled = tft.scale_to_z_score(log_price, name="price_z_score")
-    outputs[F.PRICE] = tf.squeeze(tf.sparse.to_dense(scaled, default_value=0.0), axis=1)
+    scaled = tft.scale_to_z_score(log_price, name="price_z_score", output_dtype=tf.float64)
+    outputs[F.PRICE] = tf.cast(
+        tf.squeeze(tf.sparse.to_dense(scaled, default_value=0.0), axis=1), tf.float32)
 
     # The time-ordered references of AF: passed through, cut and padded like a history
     # (examples written before the ExampleGen carried them have none).

@@ -24,6 +24,7 @@ from tfx_bsl.public import tfxio
 
 from models import export as model_export
 from models import features as F
+from models import example_order
 from models import preprocessing
 from models.config import ModelConfig
 from models.diagnostics import memory_diagnostics_callback
@@ -50,6 +51,30 @@ def _dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput, bat
                                        shuffle=shuffle, shuffle_seed=seed,
                                        shuffle_buffer_size=10000, num_epochs=None),
         tft_output.transformed_metadata.schema).prefetch(tf.data.AUTOTUNE)
+
+
+def _training_batches(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput,
+                      batch_size: int, seed: int, custom: Dict[str, Any]) -> tf.data.Dataset:
+    """The training split's batches in an order that depends on the examples alone (held in
+    memory, models/example_order.py), so a rerun on the same data and seed trains the same
+    model; streamed from the files in Beam's order when the split is larger than
+    `in_memory_max_bytes` (custom config, default 4 GiB)."""
+    max_bytes = int(custom.get("in_memory_max_bytes", example_order.DEFAULT_MAX_BYTES))
+    files = sorted(path for pattern in fn_args.train_files for path in tf.io.gfile.glob(pattern))
+    loaded = (example_order.in_memory_columns(files, tft_output.transformed_feature_spec(),
+                                              F.LABEL, max_bytes=max_bytes)
+              if max_bytes > 0 else None)
+    if loaded is None:
+        logging.warning("training split streamed from %d files in the order Beam wrote them "
+                        "(larger than in_memory_max_bytes=%d, or not of fixed length): a "
+                        "rerun on the same data may train other batches", len(files), max_bytes)
+        return _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size,
+                        shuffle=True, seed=seed)
+    columns, labels = example_order.sorted_columns(*loaded)
+    size = sum(value.nbytes for value in columns.values())
+    logging.info("training split: %d examples held in memory (%.0f MB) in a canonical order",
+                 len(labels), size / 1e6)
+    return example_order.batches(columns, labels, batch_size, seed, shuffle=True, repeat=True)
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -87,7 +112,8 @@ def export_serving_model(model, tft_output: tft.TFTransformOutput, path: str) ->
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(examples):
-        parsed = tf.io.parse_example(examples, serving_spec)
+        with tf.control_dependencies([model_export.assert_example_framing(examples)]):
+            parsed = tf.io.parse_example(examples, serving_spec)
         with tf.control_dependencies(_check_ids_present(parsed)):
             transformed = module.tft_layer(parsed)
         return module.serve_transformed({name: transformed[name] for name in model_inputs})
@@ -159,8 +185,7 @@ def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
 
     strategy = distribution_strategy()
     global_batch = batch_size * strategy.num_replicas_in_sync
-    train = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, global_batch,
-                     shuffle=True, seed=config.seed)
+    train = _training_batches(fn_args, tft_output, global_batch, config.seed, custom)
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch,
                           shuffle=False, seed=config.seed)
     with strategy.scope():

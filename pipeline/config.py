@@ -65,8 +65,8 @@ class PipelineConfig:
     # Evaluator
     auc_floor: float = 0.6               # an AUC below this is never blessed
     # The candidate may not fall more than this below the latest blessed model's AUC. About
-    # 2 std of the difference between two runs of the same code (README, "The Evaluator"):
-    # with 0 a rerun's blessing flipped at random.
+    # 2 std of the difference between two runs of equally good code on another seed or day
+    # of data (README, "The Evaluator"); a rerun on the same data and seed scores the same.
     auc_max_regression: float = 0.015
 
     # Beam arguments for the data components (ExampleGen, StatisticsGen, Transform, Evaluator).

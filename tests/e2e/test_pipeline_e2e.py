@@ -3,7 +3,7 @@
 Run 1 trains DUMN, is blessed (no baseline yet, AUC above the floor) and pushed; the pushed
 SavedModel scores raw serialized examples. Run 2 trains a deliberately worse model (one step
 at a negligible learning rate) on the same data: it falls below the blessed baseline, so it
-is neither blessed nor pushed.
+is neither blessed nor pushed. A rerun from scratch on the same data and seed scores the same.
 """
 import glob
 import os
@@ -90,6 +90,10 @@ def test_pushed_model_scores_raw_serialized_examples(first_run, workspace):
     # An empty example is refused with a clear error; the model stays usable.
     with pytest.raises(tf.errors.InvalidArgumentError, match="exactly one user_id"):
         loaded.signatures["serving_default"](examples=tf.constant([b""]))
+    # Random bytes: the same error type with a plain message (not a UnicodeDecodeError).
+    noise = np.random.default_rng(0).bytes(64)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a serialized tf.Example"):
+        loaded.signatures["serving_default"](examples=tf.constant([serialized[0], noise]))
     again = loaded.signatures["serving_default"](examples=tf.constant(serialized[:3]))
     np.testing.assert_allclose(again["probability"].numpy(), probability[:3], rtol=1e-5)
 
@@ -108,6 +112,17 @@ def test_pushed_model_carries_tf_serving_warmup_requests(first_run):
         batch = tf.make_ndarray(request.inputs["examples"])
         scores = loaded.signatures["serving_default"](examples=tf.constant(batch))["probability"]
         assert scores.shape == (len(batch),) and np.all(np.isfinite(scores.numpy()))
+
+
+def test_a_rerun_on_the_same_data_and_seed_gives_the_same_model(first_run, workspace):
+    # A fresh pipeline root: every component runs again and Beam writes its files anew (in
+    # another order); the Trainer's canonical in-memory order makes the model the same.
+    root, data = workspace
+    again, _ = run(config_for(root, data, pipeline_root=str(root / "rerun"),
+                              serving_model_dir=str(root / "rerun-serving")))
+    assert {"Transform", "Trainer", "Evaluator"} <= set(again.executed)
+    for name in ("auc", "logloss", "mean_prediction"):
+        assert again.metrics[name] == pytest.approx(first_run.metrics[name], abs=1e-6), name
 
 
 def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):

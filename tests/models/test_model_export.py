@@ -99,3 +99,39 @@ def test_warmup_requests_read_back_as_predict_logs(tmp_path):
         "serving_default"}
     with pytest.raises(ValueError, match="at least one"):
         write_warmup_requests(str(tmp_path), [])
+
+
+def _example(num_values):
+    feature = {"user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"u1"])),
+               "click_item_seq": tf.train.Feature(bytes_list=tf.train.BytesList(
+                   value=[b"item%d" % i for i in range(num_values)]))}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_example_framing_accepts_serialized_examples_of_every_length_class():
+    from models.export import assert_example_framing
+    # Lengths whose varint takes 1, 2 and 3 bytes, an empty Example, an empty string.
+    serialized = [_example(0), _example(20), _example(3000), tf.train.Example(
+        features=tf.train.Features()).SerializeToString(), b""]
+    lengths = [len(s) for s in serialized]
+    assert min(lengths[:3]) < 128 and 128 <= lengths[1] < 16384 and lengths[2] >= 16384
+    assert_example_framing(tf.constant(serialized))  # no error
+    parsed = tf.io.parse_example(tf.constant(serialized),
+                                 {"user_id": tf.io.FixedLenFeature([], tf.string, b"")})
+    assert parsed["user_id"].numpy().tolist() == [b"u1", b"u1", b"u1", b"", b""]
+
+
+def test_example_framing_refuses_random_and_truncated_bytes_with_a_plain_message():
+    from models.export import assert_example_framing
+    rng = np.random.default_rng(0)
+    good = _example(20)
+    bad_inputs = [rng.bytes(64) for _ in range(50)] + [good[:-1], good + b"\x00", b"\n"]
+    @tf.function  # as inside the serving signature
+    def check(examples):
+        with tf.control_dependencies([assert_example_framing(examples)]):
+            return tf.identity(examples)
+
+    for bad in bad_inputs:
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match="(?s)not a serialized tf.Example.*index.*1"):
+            check(tf.constant([good, bad]))
