@@ -5,8 +5,9 @@ every run, and a seeded shuffle permutes positions: so the same data and seed us
 other batches, and another model, after a rerun (eval AUC 0.8281, 0.8317, 0.8281 on three
 runs of one small log; about ±0.01 on the main job). Here the training split is held in
 memory as columns, sorted into a canonical order that depends on the examples' contents
-alone (a hash of every feature's values, row by row), and batched from a seeded permutation. Two runs
-on the same examples then train on the same batches, however the files were cut.
+alone (a hash of every feature's values, row by row), and batched from a seeded
+permutation. Two runs on the same examples then train on the same batches, however the
+files were cut.
 
 Memory: the split's transformed values (about 5 KB per example at T = 100, 4 histories of
 3 ids, stored as int32). Above `max_bytes` the Trainer falls back to streaming from the
