@@ -60,7 +60,7 @@ def _training_batches(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransfor
     model; streamed from the files in Beam's order when the split is larger than
     `in_memory_max_bytes` (custom config, default 4 GiB)."""
     max_bytes = int(custom.get("in_memory_max_bytes", example_order.DEFAULT_MAX_BYTES))
-    files = sorted(path for pattern in fn_args.train_files for path in tf.io.gfile.glob(pattern))
+    files = [path for pattern in fn_args.train_files for path in tf.io.gfile.glob(pattern)]
     loaded = (example_order.in_memory_columns(files, tft_output.transformed_feature_spec(),
                                               F.LABEL, max_bytes=max_bytes)
               if max_bytes > 0 else None)

@@ -225,6 +225,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _popular_item_of(category: np.ndarray, world: World,
+                     rng: np.random.Generator) -> np.ndarray:
+    """One item per entry of `category`, drawn by item popularity within that category."""
+    slot = np.searchsorted(world.within_category_cdf, category + rng.random(len(category)),
+                           side="right")
+    slot = np.clip(slot, world.category_offsets[category],
+                   world.category_offsets[category + 1] - 1)
+    return world.items_by_category[slot]
+
+
 def _retarget_earlier_clicks(imp_item: np.ndarray, retarget: np.ndarray,
                              imp_rank: np.ndarray, imp_user: np.ndarray, world: World,
                              clicked_of, rng: np.random.Generator) -> None:
@@ -250,11 +260,7 @@ def _retarget_earlier_clicks(imp_item: np.ndarray, retarget: np.ndarray,
             chosen, lo, hi = chosen[has_clicks], lo[has_clicks], hi[has_clicks]
             pick = lo + np.floor(rng.random(len(chosen)) * (hi - lo)).astype(np.int64)
             category = categories_sorted[np.minimum(pick, hi - 1)]
-            slot = np.searchsorted(world.within_category_cdf,
-                                   category + rng.random(len(chosen)), side="right")
-            slot = np.clip(slot, world.category_offsets[category],
-                           world.category_offsets[category + 1] - 1)
-            imp_item[chosen] = world.items_by_category[slot]
+            imp_item[chosen] = _popular_item_of(category, world, rng)
         clicked = at_rank[clicked_of(at_rank)]
         click_user = np.concatenate([click_user, imp_user[clicked]])
         click_category = np.concatenate([click_category, world.item_category[imp_item[clicked]]])
@@ -315,11 +321,7 @@ def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: 
     imp_item = np.minimum(imp_item, config.num_items - 1)
     chosen_category = _sample_categories(session_interest, world, config.interest_temperature,
                                          imp_session[by_interest], rng)
-    slot = np.searchsorted(world.within_category_cdf,
-                           chosen_category + rng.random(len(chosen_category)), side="right")
-    slot = np.clip(slot, world.category_offsets[chosen_category],
-                   world.category_offsets[chosen_category + 1] - 1)
-    imp_item[by_interest] = world.items_by_category[slot]
+    imp_item[by_interest] = _popular_item_of(chosen_category, world, rng)
     imp_pid = (rng.random(num_imp) >= PID_SHARE[0]).astype(np.int64)
     intent_draw = rng.random(num_imp)
     noise_draw = rng.random(num_imp)
