@@ -12,6 +12,8 @@ request carries none) and measures:
   `--requests` requests, after `--warmup` untimed requests (the warm-up requests the export
   writes exist so that a server's first request does not pay for the graph's first run;
   the first, cold request's time is printed separately);
+* the same for the signature's input check alone (`models.export.assert_example_framing`,
+  run on the same requests), to show its share;
 * batch scoring: examples/s over `--batch-examples` examples in batches of 1,000.
 
 Prints a table and, with `--json-out`, writes every figure. Timings are wall-clock
@@ -84,23 +86,40 @@ def main(argv=None) -> int:
     def score(batch):
         return signature(examples=tf.constant(batch))["probability"].numpy()
 
+    from models.export import assert_example_framing
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def framing_check(examples):  # the signature's input check alone, for its share
+        with tf.control_dependencies([assert_example_framing(examples)]):
+            return tf.size(examples)
+
+    def check(batch):
+        return framing_check(tf.constant(batch)).numpy()
+
     rng = np.random.default_rng(0)
     result = {"model": model_dir, "examples": examples_dir, "cpus": os.cpu_count(),
               "load_s": load_s, "latency": {}}
     started = time.perf_counter()
     score(serialized[:1])
     result["first_request_ms"] = (time.perf_counter() - started) * 1000.0
+    result["framing_check_latency"] = {}
     for size in (1, 100):
         for _ in range(args.warmup):
-            score([serialized[i] for i in rng.integers(0, len(serialized), size)])
-        times = []
+            batch = [serialized[i] for i in rng.integers(0, len(serialized), size)]
+            score(batch)
+            check(batch)
+        times, check_times = [], []
         for _ in range(args.requests):
             batch = [serialized[i] for i in rng.integers(0, len(serialized), size)]
             started = time.perf_counter()
             out = score(batch)
             times.append(time.perf_counter() - started)
             assert out.shape == (size,)
+            started = time.perf_counter()
+            check(batch)
+            check_times.append(time.perf_counter() - started)
         result["latency"][size] = percentiles(times)
+        result["framing_check_latency"][size] = percentiles(check_times)
     n = min(args.batch_examples, len(serialized))
     started = time.perf_counter()
     for first in range(0, n, 1000):
@@ -113,6 +132,11 @@ def main(argv=None) -> int:
     print("| examples per request | p50 ms | p90 ms | p99 ms | max ms | requests |")
     print("|---:|---:|---:|---:|---:|---:|")
     for size, figures in result["latency"].items():
+        print("| %d | %.2f | %.2f | %.2f | %.2f | %d |" % (
+            size, figures["p50_ms"], figures["p90_ms"], figures["p99_ms"], figures["max_ms"],
+            args.requests))
+    print("the input check alone (models/export.assert_example_framing, part of the above):")
+    for size, figures in result["framing_check_latency"].items():
         print("| %d | %.2f | %.2f | %.2f | %.2f | %d |" % (
             size, figures["p50_ms"], figures["p90_ms"], figures["p99_ms"], figures["max_ms"],
             args.requests))

@@ -78,6 +78,20 @@ def test_first_run_every_component_ran_and_the_model_was_pushed(first_run, works
     assert "pid=430548_1007" in first_run.slices
 
 
+def _last_entry_cut_short(serialized: bytes) -> bytes:
+    """The Example with its Features payload one byte shorter and the outer length fixed."""
+    header = 1
+    while serialized[header] >= 128:
+        header += 1
+    payload = serialized[header + 1:-1]
+    length, size = bytearray(), len(payload)
+    while True:
+        length.append((size & 127) | (128 if size > 127 else 0))
+        size >>= 7
+        if not size:
+            return b"\n" + bytes(length) + payload
+
+
 def test_pushed_model_scores_raw_serialized_examples(first_run, workspace):
     root, _ = workspace
     serialized, labels = eval_examples(str(root / "pipeline"))
@@ -94,6 +108,10 @@ def test_pushed_model_scores_raw_serialized_examples(first_run, workspace):
     noise = np.random.default_rng(0).bytes(64)
     with pytest.raises(tf.errors.InvalidArgumentError, match="not a serialized tf.Example"):
         loaded.signatures["serving_default"](examples=tf.constant([serialized[0], noise]))
+    # Framed right but its last feature entry cut short: TensorFlow's parser would quote it.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a serialized tf.Example"):
+        loaded.signatures["serving_default"](
+            examples=tf.constant([_last_entry_cut_short(serialized[0])]))
     again = loaded.signatures["serving_default"](examples=tf.constant(serialized[:3]))
     np.testing.assert_allclose(again["probability"].numpy(), probability[:3], rtol=1e-5)
 

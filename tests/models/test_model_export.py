@@ -1,4 +1,6 @@
 """Export with tf.saved_model.save: frozen memories, identical predictions after reload."""
+import collections
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -135,3 +137,72 @@ def test_example_framing_refuses_random_and_truncated_bytes_with_a_plain_message
         with pytest.raises(tf.errors.InvalidArgumentError,
                            match="(?s)not a serialized tf.Example.*index.*1"):
             check(tf.constant([good, bad]))
+
+
+def _rich_example(rng):
+    """An Example shaped like the ExampleGen's: id sequences, ints, a float, many entries."""
+    feature = {"user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"2180"])),
+               "timestamp": tf.train.Feature(int64_list=tf.train.Int64List(value=[1494000000])),
+               "price": tf.train.Feature(float_list=tf.train.FloatList(value=[23.5]))}
+    for kind in ("click", "unclick", "like", "dislike"):
+        for field in ("item", "cate", "brand"):
+            feature["%s_%s_seq" % (kind, field)] = tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[b"%d" % v for v in rng.integers(
+                    0, 100000, size=int(rng.integers(0, 30)))]))
+    # deterministic: map entries in key order, so the test sees the same bytes every run
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
+        deterministic=True)
+
+
+def test_example_framing_refuses_the_corrupt_examples_the_parser_would_quote():
+    # The independent expectation is TensorFlow's own parser: an input it cannot split into
+    # feature entries makes it quote the bytes (a UnicodeDecodeError in Python). The check
+    # must refuse every such input; it may refuse a corruption the parser would accept only
+    # when that is a protobuf no serializer writes (an unknown field, fields out of order),
+    # which random byte changes make rarely.
+    from models.export import assert_example_framing
+    rng = np.random.default_rng(7)
+    spec = {"user_id": tf.io.VarLenFeature(tf.string), "timestamp": tf.io.VarLenFeature(tf.int64),
+            "price": tf.io.VarLenFeature(tf.float32),
+            "click_item_seq": tf.io.VarLenFeature(tf.string)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def check(examples):
+        with tf.control_dependencies([assert_example_framing(examples)]):
+            return tf.identity(examples)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def parse(examples):
+        return tf.io.parse_example(examples, spec)["user_id"].values
+
+    outcomes = collections.Counter()
+    for trial in range(400):
+        corrupt = bytearray(_rich_example(rng))
+        for _ in range(int(rng.integers(1, 8))):
+            corrupt[int(rng.integers(0 if trial % 3 == 0 else 3, len(corrupt)))] = int(
+                rng.integers(0, 256))
+        batch = tf.constant([bytes(corrupt)])
+        try:
+            check(batch)
+            refused = False
+        except tf.errors.InvalidArgumentError as error:
+            assert "not a serialized tf.Example" in str(error)
+            refused = True
+        try:
+            parse(batch)
+            parsed = "parsed"
+        except tf.errors.InvalidArgumentError:
+            parsed = "feature error"   # names the feature, quotes nothing
+        except UnicodeDecodeError:
+            parsed = "quoted"
+        outcomes[(refused, parsed)] += 1
+    assert outcomes[(False, "quoted")] == 0, outcomes
+    assert outcomes[(True, "parsed")] <= 4, outcomes
+    assert outcomes[(True, "quoted")] >= 50 and outcomes[(False, "parsed")] >= 50, outcomes
+
+
+def test_example_framing_accepts_an_empty_batch_and_rich_examples():
+    from models.export import assert_example_framing
+    rng = np.random.default_rng(3)
+    assert_example_framing(tf.constant([], tf.string))
+    assert_example_framing(tf.constant([_rich_example(rng) for _ in range(20)] + [b""]))
