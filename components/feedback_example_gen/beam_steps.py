@@ -36,6 +36,17 @@ class LogFiles(NamedTuple):
     files: Dict[str, List[str]]        # kind -> paths
     headers: Dict[str, bytes]          # path -> header line
     unread: Dict[str, str] = {}        # path -> why the file is not read
+    input_base: str = ""               # the folder the files were found under
+
+    def display_name(self, path: str) -> str:
+        """How reports name a file: its path under the input folder (events-1.csv,
+        day=2017-05-06/events.csv), so that files of the same name in two date folders
+        stay apart."""
+        base = self.input_base.rstrip("/") + "/"
+        return path[len(base):] if self.input_base and path.startswith(base) else path
+
+    def paths_by_display_name(self) -> Dict[str, str]:
+        return {self.display_name(p): p for paths in self.files.values() for p in paths}
 
     @property
     def profile_fields(self) -> Tuple[str, ...]:
@@ -166,7 +177,7 @@ def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool =
         # A log-like file left out is worth a warning; a README or a marker file is not.
         level = logging.WARNING if why.startswith("looks like a log") else logging.INFO
         logger.log(level, "not read: %s (%s)", path, why)
-    return LogFiles(layout, files, headers, unread)
+    return LogFiles(layout, files, headers, unread, input_base)
 
 
 # Resolution of --eval-fraction: the boundary is one of this many quantiles of the
@@ -230,7 +241,7 @@ class _ParseLines(beam.DoFn):
         super().__init__()
         self._emit_times = emit_times
         # path -> (kind, reader, the count key of the file's lines)
-        self._files = {path: (kind, reader, "lines/" + os.path.basename(path))
+        self._files = {path: (kind, reader, "lines/" + reader.source)
                        for path, (kind, reader) in file_readers.items()}
 
     def start_bundle(self):
@@ -371,7 +382,7 @@ class BuildFeedbackExamples(beam.PTransform):
     def _file_readers(self, kinds) -> Dict[str, Tuple[str, object]]:
         layout = self._files.layout
         return {path: (kind, readers.reader_for(layout, kind, self._files.headers[path],
-                                                os.path.basename(path)))
+                                                self._files.display_name(path)))
                 for kind in kinds for path in self._files.files.get(kind, [])}
 
     def _parse(self, pbegin, label: str, file_readers, emit_times: bool = False, **side_inputs):

@@ -10,7 +10,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.feedback_example_gen import beam_steps, tfrecord_sink
+from components.feedback_example_gen import bad_row_lines, beam_steps, tfrecord_sink
 from components.feedback_example_gen.history import EVAL, TRAIN
 
 EXAMPLES_KEY = "examples"
@@ -65,6 +65,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples_utils.set_file_format(
             examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 
+        located = bad_row_lines.add_line_numbers(report.uri, beam_steps.BAD_ROWS_PREFIX,
+                                                 log_files.paths_by_display_name())
+        if located and located.rows:
+            logging.info("FeedbackExampleGen: %d of %d bad rows given their line numbers "
+                         "(%d files read again); the first: %s", located.located,
+                         located.rows, located.files_read, "; ".join(
+                             bad_row_lines.describe(row) for row in bad_row_lines.first_rows(
+                                 report.uri, beam_steps.BAD_ROWS_PREFIX)))
         summary = beam_steps.read_summary(report.uri)
         logging.info("FeedbackExampleGen summary:\n%s", summary.format())
         report.set_int_custom_property("lines", summary.lines)
@@ -79,27 +87,31 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                   report_uri: str, check_eval_labels: bool = True) -> None:
     """Fails the run, with a message that says what to look at, when the output is unusable."""
+    def first_bad_rows() -> str:
+        rows = bad_row_lines.first_rows(report_uri, beam_steps.BAD_ROWS_PREFIX, limit=3)
+        return " First: %s." % "; ".join(map(bad_row_lines.describe, rows)) if rows else ""
+
     for role, (bad, lines, fraction) in sorted(summary.role_bad_row_fractions().items()):
         if fraction > max_bad_row_fraction:
             raise BadRowsError(
                 "%d of %d lines (%.2f%%) of the %s files could not be read, above the allowed "
-                "%.2f%%. Reasons (all files): %s. The lines and their reasons are in "
-                "%s/%s-*.jsonl; fix the input or raise max_bad_row_fraction." % (
+                "%.2f%%. Reasons (all files): %s.%s The lines, their reasons and line numbers "
+                "are in %s/%s-*.jsonl; fix the input or raise max_bad_row_fraction." % (
                     bad, lines, 100 * fraction, role, 100 * max_bad_row_fraction,
                     ", ".join("%s %d" % (k[len("bad_rows/"):], v)
                               for k, v in sorted(summary.counts.items())
                               if k.startswith("bad_rows/")),
-                    report_uri, beam_steps.BAD_ROWS_PREFIX))
+                    first_bad_rows(), report_uri, beam_steps.BAD_ROWS_PREFIX))
     if summary.bad_row_fraction > max_bad_row_fraction:
         raise BadRowsError(
-            "%d of %d lines (%.2f%%) could not be read, above the allowed %.2f%%. Reasons: %s. "
-            "The lines and their reasons are in %s/%s-*.jsonl; fix the input or raise "
-            "max_bad_row_fraction." % (
+            "%d of %d lines (%.2f%%) could not be read, above the allowed %.2f%%. Reasons: %s.%s "
+            "The lines, their reasons and line numbers are in %s/%s-*.jsonl; fix the input or "
+            "raise max_bad_row_fraction." % (
                 summary.bad_rows, summary.lines, 100 * summary.bad_row_fraction,
                 100 * max_bad_row_fraction,
                 ", ".join("%s %d" % (k[len("bad_rows/"):], v)
                           for k, v in sorted(summary.counts.items()) if k.startswith("bad_rows/")),
-                report_uri, beam_steps.BAD_ROWS_PREFIX))
+                first_bad_rows(), report_uri, beam_steps.BAD_ROWS_PREFIX))
     # Every event read must reach its user after the shuffle, and every impression must come
     # out as exactly one example. Counted on both sides of the group-by-user shuffle, so a
     # runner that loses elements fails the run loudly instead of writing a partial dataset.

@@ -127,6 +127,9 @@ def test_canonical_report_counts_and_bad_rows(canonical_run):
     assert sorted((b["source"], b["reason"]) for b in bad) == [
         ("events-1.csv", "unknown feedback value"), ("events-2.csv", "wrong column count")]
     assert any(b["line"] == "bad line without enough columns" for b in bad)
+    # Line numbers as an editor shows them (the header is line 1).
+    assert sorted((b["source"], b["line_number"]) for b in bad) == [
+        ("events-1.csv", 6), ("events-2.csv", 5)]
     assert report.get_int_custom_property("bad_rows") == 2
     assert examples.split_names == '["train", "eval"]'
 
@@ -171,7 +174,8 @@ def test_too_many_bad_rows_fail_with_a_clear_message(tmp_path):
     write(data, "events.csv", "user_id,item_id,cate_id,brand_id,timestamp,feedback\n"
                               "u,i,c,b,%d,click\nu,i,c,b,%d,click\nu,i,c,b,oops,click\n"
                               % (T0, T0 + DAY))
-    with pytest.raises(BadRowsError, match=r"1 of 3 lines .*non-numeric timestamp 1"):
+    with pytest.raises(BadRowsError, match=r"1 of 3 lines .*non-numeric timestamp 1\. First: "
+                                           r"events\.csv line 4: non-numeric timestamp"):
         run_executor(data, str(tmp_path / "out"), max_bad_row_fraction=0.2,
                      check_eval_labels=0)
     # Within the allowed fraction the run succeeds and reports it.
@@ -358,6 +362,10 @@ def test_bad_rows_are_limited_per_file_role_and_duplicates_counted(tmp_path):
     assert summary.counts["duplicate_events"] == 40
     assert summary.counts["impressions"] == 442  # repeats are kept, and counted
     assert "duplicate events: 40" in summary.format()
+    # The five identical bad lines get the five line numbers, in file order.
+    bad_rows = [json.loads(line) for path in glob.glob(os.path.join(report.uri, "bad_rows*"))
+                for line in open(path)]
+    assert sorted(b["line_number"] for b in bad_rows) == [444, 445, 446, 447, 448]
 
 
 def test_single_day_logs_need_and_take_an_eval_start(tmp_path):
