@@ -47,6 +47,12 @@ class PipelineConfig:
     # Or: the last this fraction of the impressions by time (0 < F < 1). None = eval_days.
     eval_fraction: Optional[float] = None
     max_bad_row_fraction: float = 0.01
+    # Events further than this many days from the logs' median time are bad rows (reason
+    # timestamp_out_of_range). None = derived from the data: the larger of 30 days and twice
+    # the span of the middle 80% of the event times.
+    max_days_from_median: Optional[int] = None
+    # The run stops when the eval split holds fewer examples than this.
+    min_eval_examples: int = 100
     # Run without log-like files whose names match no file of the layout (else: fail).
     ignore_unknown_files: bool = False
     seed: int = 7
@@ -90,6 +96,10 @@ class PipelineConfig:
             errors.append("eval_fraction must be in (0, 1)")
         if self.eval_fraction is not None and self.eval_start_timestamp is not None:
             errors.append("give eval_start_timestamp or eval_fraction, not both")
+        if self.max_days_from_median is not None and self.max_days_from_median < 1:
+            errors.append("max_days_from_median must be >= 1 day (or None: derived)")
+        if self.min_eval_examples < 1:
+            errors.append("min_eval_examples must be >= 1")
         if self.train_steps < 1 or self.eval_steps < 1 or self.batch_size < 1:
             errors.append("train_steps, eval_steps and batch_size must be >= 1")
         if not 0.0 <= self.max_bad_row_fraction <= 1.0:

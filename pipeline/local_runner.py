@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-fraction", type=float, default=None, metavar="F",
                    help="the last F (0 < F < 1) of the impressions by time form the eval "
                         "split, instead of the last --eval-days calendar days")
+    p.add_argument("--max-days-from-median", type=int, default=None, metavar="DAYS",
+                   help="events further than DAYS from the logs' median time are bad rows "
+                        "(timestamp_out_of_range); default: derived from the data, the larger "
+                        "of 30 days and twice the span of the middle 80%% of event times")
+    p.add_argument("--min-eval-examples", type=int, default=d.min_eval_examples,
+                   help="stop the run when the eval split holds fewer examples")
     p.add_argument("--ignore-unknown-files", action="store_true",
                    help="run without log-like files (.csv, .gz, .bz2, ...) under --data whose "
                         "names match no file of the layout; without it such files fail the "
@@ -118,6 +124,8 @@ def config_from_args(args) -> PipelineConfig:
         max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
         ignore_unknown_files=args.ignore_unknown_files,
         eval_start_timestamp=args.eval_start, eval_fraction=args.eval_fraction,
+        max_days_from_median=args.max_days_from_median,
+        min_eval_examples=args.min_eval_examples,
         model_overrides=parse_overrides(args.model_override),
         schema_profile_fields=(args.profile_fields.split(",")
                                if args.profile_fields is not None else None),

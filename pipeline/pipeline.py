@@ -72,7 +72,9 @@ def create_components(config: PipelineConfig, schema_file: str) -> List:
         max_bad_row_fraction=config.max_bad_row_fraction,
         ignore_unknown_files=config.ignore_unknown_files,
         eval_start_timestamp=config.eval_start_timestamp,
-        eval_fraction=config.eval_fraction)
+        eval_fraction=config.eval_fraction,
+        max_days_from_median=config.max_days_from_median,
+        min_eval_examples=config.min_eval_examples)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(

@@ -37,6 +37,8 @@ class LogFiles(NamedTuple):
     headers: Dict[str, bytes]          # path -> header line
     unread: Dict[str, str] = {}        # path -> why the file is not read
     input_base: str = ""               # the folder the files were found under
+    # path -> lines sampled across an event file (for the plausible range of event times)
+    time_samples: Dict[str, List[bytes]] = {}
 
     def display_name(self, path: str) -> str:
         """How reports name a file: its path under the input folder (events-1.csv,
@@ -63,12 +65,30 @@ class BadInputFileError(ValueError):
     folder holds log-like files the run would not read."""
 
 
-def verify_compressed(path: str, chunk_bytes: int = 1 << 20) -> None:
-    """Decompresses a .gz / .bz2 file to its end (output discarded); raises
-    BadInputFileError naming the file and the compressed byte offset when the stream is
-    corrupt or stops before its end marker. Beam's reader stops quietly at a cut-off
-    stream, so without this a truncated archive would lose its tail without a bad row.
-    Multi-member gzip files (concatenated archives) are accepted."""
+def _whole_lines(data: bytes, limit: int) -> Dict[int, bytes]:
+    """Up to `limit` complete lines spread evenly over a piece cut from the middle of a file,
+    by their offset in the piece: the line after each of `limit` evenly spaced offsets (what
+    precedes the first line end may be partial, and so may a last line without one: never
+    taken)."""
+    lines: Dict[int, bytes] = {}
+    for k in range(limit):
+        start = data.find(b"\n", len(data) * k // limit)
+        end = data.find(b"\n", start + 1) if start >= 0 else -1
+        if end < 0:
+            break
+        if data[start + 1:end].strip():
+            lines[start + 1] = data[start + 1:end]
+    return lines
+
+
+def verify_compressed(path: str, chunk_bytes: int = 1 << 20,
+                      sample_lines_per_chunk: int = 0) -> List[bytes]:
+    """Decompresses a .gz / .bz2 file to its end; raises BadInputFileError naming the file
+    and the compressed byte offset when the stream is corrupt or stops before its end
+    marker. Beam's reader stops quietly at a cut-off stream, so without this a truncated
+    archive would lose its tail without a bad row. Multi-member gzip files (concatenated
+    archives) are accepted. Returns up to `sample_lines_per_chunk` whole lines from each
+    chunk's output (a sample spread over the whole file, at no extra read)."""
     import bz2
     import zlib
 
@@ -79,7 +99,8 @@ def verify_compressed(path: str, chunk_bytes: int = 1 << 20) -> None:
     elif lower.endswith(".bz2"):
         kind, new = "bzip2", bz2.BZ2Decompressor
     else:
-        return
+        return []
+    sample: List[bytes] = []
     offset, in_stream, decompressor = 0, False, new()
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         while True:
@@ -91,12 +112,14 @@ def verify_compressed(path: str, chunk_bytes: int = 1 << 20) -> None:
                     offset += len(data)  # zero padding after the last member
                     break
                 try:
-                    decompressor.decompress(data)
+                    out = decompressor.decompress(data)
                 except (zlib.error, OSError, EOFError) as error:
                     raise BadInputFileError(
                         "%s: corrupt %s data near compressed byte %d (%s); the file cannot be "
                         "read to its end: replace it or remove it from the data folder"
                         % (path, kind, offset, error)) from None
+                if sample_lines_per_chunk:
+                    sample += _whole_lines(out, sample_lines_per_chunk).values()
                 if decompressor.eof:
                     rest = decompressor.unused_data
                     offset += len(data) - len(rest)
@@ -109,6 +132,44 @@ def verify_compressed(path: str, chunk_bytes: int = 1 << 20) -> None:
             "%s: truncated %s file: the compressed stream stops at byte %d before its end "
             "marker, so its last lines are missing; copy the file again (or remove it)"
             % (path, kind, offset))
+    return sample
+
+
+# Event times sampled per uncompressed event file (pieces read at evenly spaced offsets) to
+# find the logs' median time; compressed files give a few lines of every decompressed chunk.
+TIME_SAMPLE_PIECES = 64
+TIME_SAMPLE_LINES_PER_PIECE = 8
+TIME_SAMPLE_LINES_PER_CHUNK = 32   # per MiB of a compressed file
+_TIME_SAMPLE_PIECE_BYTES = 16 << 10
+
+
+def sample_lines(path: str, size: int, pieces: int = TIME_SAMPLE_PIECES,
+                 lines_per_piece: int = TIME_SAMPLE_LINES_PER_PIECE) -> List[bytes]:
+    """Whole lines read at `pieces` evenly spaced offsets of an uncompressed file (the
+    header, always on the first line, is never among them)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    sample: Dict[int, bytes] = {}  # by offset in the file: a small file's pieces overlap
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for piece in range(pieces):
+            offset = size * piece // pieces
+            f.seek(offset)
+            for start, line in _whole_lines(f.read(_TIME_SAMPLE_PIECE_BYTES),
+                                            lines_per_piece).items():
+                sample[offset + start] = line
+    return [line for _, line in sorted(sample.items())]
+
+
+def sampled_event_times(log_files: "LogFiles") -> List[int]:
+    """Timestamps of the sampled event lines that parse as events (bad lines left out)."""
+    times = []
+    for kind in EVENT_KINDS:
+        for path in log_files.files.get(kind, []):
+            reader = readers.reader_for(log_files.layout, kind, log_files.headers[path], path)
+            for line in log_files.time_samples.get(path, []):
+                record = reader(line)
+                if isinstance(record, readers.Event):
+                    times.append(record.timestamp)
+    return times
 
 
 def _is_hidden(path: str) -> bool:
@@ -166,18 +227,24 @@ def discover(input_base: str, layout: str = "auto", ignore_unknown_files: bool =
     for kind in readers.REQUIRED_KINDS[layout]:
         if not files[kind]:
             raise ValueError("the %s layout needs %s files under %s" % (layout, kind, input_base))
-    headers = {}
-    for kind_paths in files.values():
+    headers, time_samples = {}, {}
+    sizes = {m.path: m.size_in_bytes for m in matches}
+    for kind, kind_paths in files.items():
         for path in kind_paths:
+            sample_events = kind in EVENT_KINDS
             if check_archives:
-                verify_compressed(path)
+                sample = verify_compressed(
+                    path, sample_lines_per_chunk=TIME_SAMPLE_LINES_PER_CHUNK * sample_events)
+                if sample_events and not path.lower().endswith((".gz", ".bz2")):
+                    sample = sample_lines(path, sizes[path])
+                time_samples[path] = sample
             with FileSystems.open(path) as f:
                 headers[path] = f.readline()
     for path, why in sorted(unread.items()) if log_unread else ():
         # A log-like file left out is worth a warning; a README or a marker file is not.
         level = logging.WARNING if why.startswith("looks like a log") else logging.INFO
         logger.log(level, "not read: %s (%s)", path, why)
-    return LogFiles(layout, files, headers, unread, input_base)
+    return LogFiles(layout, files, headers, unread, input_base, time_samples)
 
 
 # Resolution of --eval-fraction: the boundary is one of this many quantiles of the
@@ -367,8 +434,10 @@ class BuildFeedbackExamples(beam.PTransform):
     def __init__(self, log_files: LogFiles, report_dir: str, max_seq_len: int, num_samples: int,
                  eval_days: int, seed: int, timezone_offset_hours: int = 8,
                  eval_start_override: Optional[int] = None,
-                 eval_fraction: Optional[float] = None):
+                 eval_fraction: Optional[float] = None,
+                 time_window: Optional[readers.TimeWindow] = None):
         super().__init__()
+        self._time_window = time_window
         self._files = log_files
         self._report_dir = report_dir
         self._max_seq_len = max_seq_len
@@ -381,9 +450,15 @@ class BuildFeedbackExamples(beam.PTransform):
 
     def _file_readers(self, kinds) -> Dict[str, Tuple[str, object]]:
         layout = self._files.layout
-        return {path: (kind, readers.reader_for(layout, kind, self._files.headers[path],
-                                                self._files.display_name(path)))
-                for kind in kinds for path in self._files.files.get(kind, [])}
+        out = {}
+        for kind in kinds:
+            for path in self._files.files.get(kind, []):
+                reader = readers.reader_for(layout, kind, self._files.headers[path],
+                                            self._files.display_name(path))
+                if self._time_window is not None:
+                    reader.set_time_window(self._time_window)
+                out[path] = (kind, reader)
+        return out
 
     def _parse(self, pbegin, label: str, file_readers, emit_times: bool = False, **side_inputs):
         lines = (pbegin | "Files[%s]" % label >> beam.Create(sorted(file_readers))
@@ -440,6 +515,11 @@ class BuildFeedbackExamples(beam.PTransform):
                           | "EvalStart" >> beam.Map(
                               lambda t: eval_start_timestamp(t, eval_days, tz)))
         counts.append(eval_start | "KeyEvalStart" >> beam.Map(lambda t: ("eval_start_timestamp", t)))
+        if self._time_window is not None:
+            window = self._time_window
+            counts.append(pbegin | "TimeWindow" >> beam.Create([
+                ("time_window_start", window.start), ("time_window_end", window.end),
+                ("time_window_days", window.days)]))
 
         built = (main.records
                  | "GroupByUser" >> beam.GroupByKey()
@@ -500,6 +580,11 @@ class LogSummary(NamedTuple):
                      "impressions" % (c.get("examples_train", 0), c.get("examples_eval", 0),
                                       c.get("eval_start_timestamp", 0),
                                       c.get("users_with_impressions", 0)))
+        if "time_window_start" in c:
+            lines.append("event times kept: %s to %s (the median +- %d days; outside: "
+                         "bad rows, timestamp_out_of_range)" % (
+                             readers.utc_date(c["time_window_start"]),
+                             readers.utc_date(c["time_window_end"]), c["time_window_days"]))
         for role, (bad, n, fraction) in sorted(self.role_bad_row_fractions().items()):
             lines.append("  %s files: %d lines, %d bad (%.4f%%)" % (role, n, bad, 100 * fraction))
         for key in ("history_only_events", "duplicate_events", "duplicate_item_rows",

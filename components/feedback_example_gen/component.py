@@ -40,6 +40,9 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         "eval_fraction": ExecutionParameter(type=float, optional=True),
         # 0 lets an eval split with one label only pass (hand-made tiny logs); default 1.
         "check_eval_labels": ExecutionParameter(type=int, optional=True),
+        # Events further than this from the logs' median time are bad rows; 0 = derived.
+        "max_days_from_median": ExecutionParameter(type=int, optional=True),
+        "min_eval_examples": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -58,7 +61,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
                  num_samples: int = 5, eval_days: int = 1,
                  eval_start_timestamp: Optional[int] = None, timezone_offset_hours: int = 8,
                  seed: int = 0, max_bad_row_fraction: float = 0.01,
-                 ignore_unknown_files: bool = False, eval_fraction: Optional[float] = None):
+                 ignore_unknown_files: bool = False, eval_fraction: Optional[float] = None,
+                 max_days_from_median: Optional[int] = None, min_eval_examples: int = 100):
         """
         Args:
           input_base: folder of the logs (local path, gs://, s3:// ...).
@@ -75,6 +79,11 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
           ignore_unknown_files: run without the log-like files (.csv, .gz, .bz2, ...) whose
             names match no file of the layout, instead of failing (they are listed in the
             log report either way).
+          max_days_from_median: events further than this many days from the logs' median
+            time (sampled before the run) are bad rows, reason timestamp_out_of_range. None:
+            derived from the data, the larger of 30 days and twice the span of the middle
+            80% of the sampled event times.
+          min_eval_examples: the run stops when the eval split holds fewer examples.
         """
         if max_seq_len < 1 or num_samples < 0 or eval_days < 1:
             raise ValueError("need max_seq_len >= 1, num_samples >= 0 and eval_days >= 1")
@@ -84,6 +93,10 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             raise ValueError("give eval_start_timestamp or eval_fraction, not both")
         if not 0.0 <= max_bad_row_fraction <= 1.0:
             raise ValueError("max_bad_row_fraction must be in [0, 1]")
+        if max_days_from_median is not None and max_days_from_median < 1:
+            raise ValueError("max_days_from_median must be >= 1 day (or None: derived)")
+        if min_eval_examples < 1:
+            raise ValueError("min_eval_examples must be >= 1")
         spec = FeedbackExampleGenSpec(
             input_base=input_base, layout=layout, max_seq_len=max_seq_len,
             num_samples=num_samples, eval_days=eval_days,
@@ -92,6 +105,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             max_bad_row_fraction=float(max_bad_row_fraction),
             ignore_unknown_files=int(bool(ignore_unknown_files)),
             eval_fraction=float(eval_fraction) if eval_fraction is not None else None,
+            max_days_from_median=int(max_days_from_median or 0),
+            min_eval_examples=int(min_eval_examples),
             examples=types.Channel(type=standard_artifacts.Examples),
             log_report=types.Channel(type=FeedbackLogReport))
         super().__init__(spec=spec)

@@ -10,7 +10,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.feedback_example_gen import bad_row_lines, beam_steps, tfrecord_sink
+from components.feedback_example_gen import bad_row_lines, beam_steps, readers, tfrecord_sink
 from components.feedback_example_gen.history import EVAL, TRAIN
 
 EXAMPLES_KEY = "examples"
@@ -42,6 +42,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         logging.info("FeedbackExampleGen: %s layout, files %s", log_files.layout,
                      {kind: len(paths) for kind, paths in log_files.files.items()})
         override = exec_properties.get("eval_start_timestamp") or None
+        sampled = beam_steps.sampled_event_times(log_files)
+        window = readers.time_window(sampled, exec_properties.get("max_days_from_median") or None)
+        if window is None:
+            logging.warning("FeedbackExampleGen: only %d event times could be sampled, too few "
+                            "for the logs' median time; event times are checked against "
+                            "2000-01-01 to tomorrow only", len(sampled))
+        else:
+            logging.info("FeedbackExampleGen: event times kept from %s to %s (%s)",
+                         readers.utc_date(window.start), readers.utc_date(window.end),
+                         window.describe().replace("more than", "within"))
         with self._make_beam_pipeline() as pipeline:
             splits = pipeline | "BuildFeedbackExamples" >> beam_steps.BuildFeedbackExamples(
                 log_files, report.uri,
@@ -51,7 +61,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 seed=exec_properties["seed"],
                 timezone_offset_hours=exec_properties["timezone_offset_hours"],
                 eval_start_override=override,
-                eval_fraction=exec_properties.get("eval_fraction") or None)
+                eval_fraction=exec_properties.get("eval_fraction") or None,
+                time_window=window)
             for split, serialized in splits.items():
                 # Written as they come, without TFX's WriteSplit Reshuffle: that shuffle
                 # makes the runner hold every example at once (about 3 KB each at T = 100,
@@ -81,11 +92,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             report.set_int_custom_property("examples_" + split,
                                            summary.counts.get("examples_" + split, 0))
         check_summary(summary, exec_properties["max_bad_row_fraction"], report.uri,
-                      check_eval_labels=bool(exec_properties.get("check_eval_labels", 1)))
+                      check_eval_labels=bool(exec_properties.get("check_eval_labels", 1)),
+                      min_eval_examples=int(exec_properties.get("min_eval_examples") or 1))
 
 
 def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
-                  report_uri: str, check_eval_labels: bool = True) -> None:
+                  report_uri: str, check_eval_labels: bool = True,
+                  min_eval_examples: int = 1) -> None:
     """Fails the run, with a message that says what to look at, when the output is unusable."""
     def first_bad_rows() -> str:
         rows = bad_row_lines.first_rows(report_uri, beam_steps.BAD_ROWS_PREFIX, limit=3)
@@ -136,6 +149,14 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                 "single day need --eval-start TIMESTAMP (a second within that day) or "
                 "--eval-fraction F (the last F of the impressions by time)."
                 % (split, summary.format().replace("\n", "; ")))
+    eval_examples = c.get("examples_eval", 0)
+    if 0 < eval_examples < min_eval_examples:
+        eval_start = c.get("eval_start_timestamp", 0)
+        raise UnusableOutputError(
+            "the eval split (impressions from timestamp %d, %s UTC, on) holds %d examples, "
+            "fewer than min_eval_examples %d, too few to judge a model by; move its boundary "
+            "with --eval-days, --eval-start or --eval-fraction (or lower --min-eval-examples)"
+            % (eval_start, readers.utc_date(eval_start), eval_examples, min_eval_examples))
     if check_eval_labels and "clicks_eval" in c:
         clicks, examples = c["clicks_eval"], c.get("examples_eval", 0)
         if clicks in (0, examples):

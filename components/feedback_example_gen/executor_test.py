@@ -9,7 +9,8 @@ from tfx.types import standard_artifacts
 
 from components.feedback_example_gen import beam_steps
 from components.feedback_example_gen.component import FeedbackExampleGen, FeedbackLogReport
-from components.feedback_example_gen.executor import BadRowsError, Executor, check_summary
+from components.feedback_example_gen.executor import (BadRowsError, Executor, UnusableOutputError,
+                                                    check_summary)
 from models import features as F
 
 DAY = 86400
@@ -28,7 +29,7 @@ def run_executor(input_base, out, **overrides):
     report.uri = os.path.join(out, "report")
     properties = dict(input_base=input_base, layout="auto", max_seq_len=2, num_samples=2,
                       eval_days=1, eval_start_timestamp=0, timezone_offset_hours=8, seed=0,
-                      max_bad_row_fraction=0.5)
+                      max_bad_row_fraction=0.5, min_eval_examples=1)
     properties.update(overrides)
     Executor().Do({}, {"examples": [examples], "log_report": [report]}, properties)
     return examples, report
@@ -409,3 +410,31 @@ def test_eval_start_for_fraction_picks_the_quantile():
     assert beam_steps.eval_start_for_fraction(quantiles, 0.25) == 750
     assert beam_steps.eval_start_for_fraction(quantiles, 0.999999) == 1  # never the first
     assert beam_steps.eval_start_for_fraction([], 0.5) == 0
+
+
+def test_an_event_years_from_the_logs_median_is_a_bad_row_not_the_eval_boundary(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    stray = "u3,i3,c1,b1,%d,click,p1\n" % (T0 + 2600 * DAY)  # 2024: a plausible date
+    write(str(data), "events.csv", EVENTS_CSV + stray)
+    _, report = run_executor(str(data), str(tmp_path / "out"))
+    summary = beam_steps.read_summary(report.uri)
+    assert summary.counts["bad_rows/timestamp_out_of_range"] == 1
+    # The eval split is still the logs' last day, not the stray event's.
+    assert summary.counts["eval_start_timestamp"] == T0 + 7 * DAY
+    assert summary.counts["examples_eval"] == 2
+    assert summary.counts["time_window_days"] == 30
+    assert "event times kept: 2017-04-05 to 2017-06-04" in summary.format()
+    # A user's own window keeps it (and the eval split moves to it).
+    _, report = run_executor(str(data), str(tmp_path / "out2"), max_days_from_median=4000,
+                             check_eval_labels=0)
+    assert "bad_rows/timestamp_out_of_range" not in beam_steps.read_summary(report.uri).counts
+
+
+def test_an_eval_split_below_the_minimum_stops_the_run(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write(str(data), "events.csv", EVENTS_CSV)
+    with pytest.raises(UnusableOutputError, match=r"holds 2 examples, fewer than "
+                                                  r"min_eval_examples 100.*--eval-fraction"):
+        run_executor(str(data), str(tmp_path / "out"), min_eval_examples=100)

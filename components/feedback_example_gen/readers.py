@@ -38,6 +38,55 @@ TIMESTAMP_IN_MILLISECONDS = "timestamp_in_milliseconds"
 MIN_PLAUSIBLE_TIMESTAMP = 946684800
 FUTURE_SLACK_SECONDS = 86400
 
+# Without --max-days-from-median, events further than this from the logs' median time, or
+# than twice the span of their middle 80%, whichever is more, are out of range: an event
+# years off (a clock reset, a cut-off value that still passes as a date) would otherwise move
+# the eval split's boundary.
+MIN_WINDOW_DAYS = 30
+SECONDS_PER_DAY = 86400
+
+
+def utc_date(timestamp: int) -> str:
+    if not -62135596800 <= timestamp <= 253402300799:  # years 1 to 9999
+        return "not a date"
+    return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+
+
+class TimeWindow(NamedTuple):
+    """The plausible event times of one input: its median time +- `days`."""
+
+    start: int
+    end: int
+    median: int
+    days: int
+    derived: bool   # days derived from the data (else given by the user)
+    sampled: int    # event times the median was taken from
+
+    def describe(self) -> str:
+        return "more than %d days from the logs' median time %s (%s)" % (
+            self.days, utc_date(self.median),
+            "median and span of %d sampled event times" % self.sampled if self.derived
+            else "--max-days-from-median")
+
+
+def time_window(times: Sequence[int], max_days_from_median: Optional[int] = None,
+                min_sampled: int = 20) -> Optional[TimeWindow]:
+    """The window of plausible event times from a sample of them; None when the sample is
+    too small to trust (then only the fixed 2000-to-tomorrow range applies)."""
+    times = sorted(times)
+    if len(times) < min_sampled:
+        return None
+    median = times[len(times) // 2]
+    if max_days_from_median:
+        days, derived = int(max_days_from_median), False
+    else:
+        middle_span = times[(len(times) * 9) // 10] - times[len(times) // 10]
+        days = max(MIN_WINDOW_DAYS, int(math.ceil(2 * middle_span / SECONDS_PER_DAY)))
+        derived = True
+    return TimeWindow(median - days * SECONDS_PER_DAY, median + days * SECONDS_PER_DAY,
+                      median, days, derived, len(times))
+
+
 CANONICAL = "canonical"
 TIANCHI = "tianchi"
 
@@ -152,17 +201,25 @@ class _LineReader:
                 % (source or "input", ",".join(names), ", ".join(missing), type(self).__name__))
         self.index = {name: i for i, name in enumerate(self.columns)}
         self.max_timestamp = int(time.time()) + FUTURE_SLACK_SECONDS
+        self.min_timestamp = MIN_PLAUSIBLE_TIMESTAMP
+        self.window_note = "2000-01-01 to tomorrow"
+
+    def set_time_window(self, window: "TimeWindow") -> None:
+        """Narrows the plausible event times to `window` (the logs' own median and span)."""
+        self.min_timestamp = max(self.min_timestamp, window.start)
+        self.max_timestamp = min(self.max_timestamp, window.end)
+        self.window_note = window.describe()
 
     def _check_time(self, timestamp: int, raw: str) -> Optional[BadRow]:
         """A BadRow for an implausible event time, None for a plausible one."""
-        if MIN_PLAUSIBLE_TIMESTAMP <= timestamp <= self.max_timestamp:
+        if self.min_timestamp <= timestamp <= self.max_timestamp:
             return None
-        if MIN_PLAUSIBLE_TIMESTAMP <= timestamp // 1000 <= self.max_timestamp:
+        if self.min_timestamp <= timestamp // 1000 <= self.max_timestamp:
             return self._bad(raw, TIMESTAMP_IN_MILLISECONDS,
                              "%d looks like milliseconds; the logs need Unix seconds" % timestamp)
-        return self._bad(raw, TIMESTAMP_OUT_OF_RANGE,
-                         "%d is outside [%d (2000-01-01), %d (tomorrow)]"
-                         % (timestamp, MIN_PLAUSIBLE_TIMESTAMP, self.max_timestamp))
+        return self._bad(raw, TIMESTAMP_OUT_OF_RANGE, "%d (%s) is outside [%d, %d]: %s" % (
+            timestamp, utc_date(timestamp), self.min_timestamp, self.max_timestamp,
+            self.window_note))
 
     def _fields(self, line: Union[bytes, str]):
         """Returns (fields, raw) or (BadRow, raw)."""

@@ -5,6 +5,8 @@ import pytest
 
 from components.feedback_example_gen import readers as r
 
+T0 = 1494000000  # 2017-05-05 16:00 UTC
+
 EVENTS_HEADER = "user_id,item_id,cate_id,brand_id,timestamp,feedback,pid"
 
 
@@ -193,3 +195,28 @@ class TestLayouts:
         reader = r.reader_for(r.CANONICAL, "events", EVENTS_HEADER, "events-1.csv")
         assert isinstance(reader, r.CanonicalEventReader)
         assert reader("1,2,3,4,1494000005,click,p").user_id == "1"
+
+
+def test_time_window_from_the_median_and_the_middle_span():
+    day = r.SECONDS_PER_DAY
+    week = [T0 + n * 600 for n in range(8 * 144)]  # 8 days, every 10 minutes
+    window = r.time_window(week)
+    assert window.median == week[len(week) // 2] and window.days == 30 and window.derived
+    assert (window.start, window.end) == (window.median - 30 * day, window.median + 30 * day)
+    year = [T0 + n * day for n in range(365)]
+    # Middle 80% spans 292 days; twice that: 584 days, so the whole year stays in.
+    assert r.time_window(year).days == 584
+    assert r.time_window(year, max_days_from_median=7).days == 7
+    assert r.time_window(week[:19]) is None  # too few to trust
+
+
+def test_an_event_far_from_the_median_is_out_of_range():
+    reader = r.CanonicalEventReader(
+        "user_id,item_id,cate_id,brand_id,timestamp,feedback", "events.csv")
+    reader.set_time_window(r.time_window([T0 + n for n in range(100)]))
+    assert isinstance(reader("u,i,c,b,%d,click" % (T0 + 29 * 86400)), r.Event)
+    stray = reader("u,i,c,b,%d,click" % (T0 + 2000 * 86400))  # 2022: a plausible date
+    assert stray.reason == r.TIMESTAMP_OUT_OF_RANGE
+    assert "30 days from the logs' median time 2017-05-05" in stray.detail
+    assert reader("u,i,c,b,%d,click" % ((T0 + 50) * 1000)).reason == (
+        r.TIMESTAMP_IN_MILLISECONDS)
