@@ -53,6 +53,9 @@ class PipelineConfig:
     max_days_from_median: Optional[int] = None
     # The run stops when the eval split holds fewer examples than this.
     min_eval_examples: int = 100
+    # Exact repeats of an event (same fields, same second): kept as the log has them (and
+    # counted), or dropped.
+    drop_duplicate_events: bool = False
     # Run without log-like files whose names match no file of the layout (else: fail).
     ignore_unknown_files: bool = False
     seed: int = 7

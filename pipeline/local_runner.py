@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "of 30 days and twice the span of the middle 80%% of event times")
     p.add_argument("--min-eval-examples", type=int, default=d.min_eval_examples,
                    help="stop the run when the eval split holds fewer examples")
+    p.add_argument("--drop-duplicate-events", action="store_true",
+                   help="drop exact repeats of an event (same fields, same second) instead of "
+                        "keeping them as the log has them; counted in the summary either way")
     p.add_argument("--ignore-unknown-files", action="store_true",
                    help="run without log-like files (.csv, .gz, .bz2, ...) under --data whose "
                         "names match no file of the layout; without it such files fail the "
@@ -126,6 +129,7 @@ def config_from_args(args) -> PipelineConfig:
         eval_start_timestamp=args.eval_start, eval_fraction=args.eval_fraction,
         max_days_from_median=args.max_days_from_median,
         min_eval_examples=args.min_eval_examples,
+        drop_duplicate_events=args.drop_duplicate_events,
         model_overrides=parse_overrides(args.model_override),
         schema_profile_fields=(args.profile_fields.split(",")
                                if args.profile_fields is not None else None),

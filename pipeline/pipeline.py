@@ -74,7 +74,8 @@ def create_components(config: PipelineConfig, schema_file: str) -> List:
         eval_start_timestamp=config.eval_start_timestamp,
         eval_fraction=config.eval_fraction,
         max_days_from_median=config.max_days_from_median,
-        min_eval_examples=config.min_eval_examples)
+        min_eval_examples=config.min_eval_examples,
+        drop_duplicate_events=config.drop_duplicate_events)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
     example_validator = tfx.components.ExampleValidator(

@@ -361,8 +361,9 @@ class _BuildUserExamples(beam.DoFn):
     """
 
     def __init__(self, profile_fields: Tuple[str, ...], max_seq_len: int, num_samples: int,
-                 seed: int):
+                 seed: int, drop_duplicate_events: bool = False):
         super().__init__()
+        self._drop_duplicates = drop_duplicate_events
         self._profile_fields = profile_fields
         self._max_seq_len = max_seq_len
         self._num_samples = num_samples
@@ -384,11 +385,19 @@ class _BuildUserExamples(beam.DoFn):
         # that loses elements in the shuffle fails the run instead of passing quietly.
         impressions = sum(1 for e in events if e.is_impression)
         yield beam.pvalue.TaggedOutput("counts", ("events_grouped", len(events)))
-        # Exact repeats of an event (same fields, same second): kept, as the log has them,
-        # and counted, so that a doubled file shows in the summary.
+        # Exact repeats of an event (same fields, same second): counted, so that a doubled
+        # file shows in the summary; kept as the log has them unless drop_duplicate_events.
         yield beam.pvalue.TaggedOutput("counts", ("duplicate_events",
                                                   len(events) - len(set(events))))
         yield beam.pvalue.TaggedOutput("counts", ("impressions_grouped", impressions))
+        if self._drop_duplicates:
+            unique = list(dict.fromkeys(events))  # the first of each, in log order
+            dropped_impressions = impressions - sum(1 for e in unique if e.is_impression)
+            yield beam.pvalue.TaggedOutput("counts", ("duplicate_events_dropped",
+                                                      len(events) - len(unique)))
+            yield beam.pvalue.TaggedOutput("counts", ("duplicate_impressions_dropped",
+                                                      dropped_impressions))
+            events, impressions = unique, impressions - dropped_impressions
         if not impressions:
             return
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
@@ -435,9 +444,11 @@ class BuildFeedbackExamples(beam.PTransform):
                  eval_days: int, seed: int, timezone_offset_hours: int = 8,
                  eval_start_override: Optional[int] = None,
                  eval_fraction: Optional[float] = None,
-                 time_window: Optional[readers.TimeWindow] = None):
+                 time_window: Optional[readers.TimeWindow] = None,
+                 drop_duplicate_events: bool = False):
         super().__init__()
         self._time_window = time_window
+        self._drop_duplicates = drop_duplicate_events
         self._files = log_files
         self._report_dir = report_dir
         self._max_seq_len = max_seq_len
@@ -525,7 +536,7 @@ class BuildFeedbackExamples(beam.PTransform):
                  | "GroupByUser" >> beam.GroupByKey()
                  | "BuildExamples" >> beam.ParDo(
                      _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
-                                        self._num_samples, self._seed),
+                                        self._num_samples, self._seed, self._drop_duplicates),
                      eval_start=beam.pvalue.AsSingleton(eval_start)).with_outputs(
                          "counts", history.TRAIN, history.EVAL))
         counts.append(built.counts)
@@ -587,7 +598,8 @@ class LogSummary(NamedTuple):
                              readers.utc_date(c["time_window_end"]), c["time_window_days"]))
         for role, (bad, n, fraction) in sorted(self.role_bad_row_fractions().items()):
             lines.append("  %s files: %d lines, %d bad (%.4f%%)" % (role, n, bad, 100 * fraction))
-        for key in ("history_only_events", "duplicate_events", "duplicate_item_rows",
+        for key in ("history_only_events", "duplicate_events", "duplicate_events_dropped",
+                    "duplicate_impressions_dropped", "duplicate_item_rows",
                     "duplicate_profile_rows",
                     "impressions_without_category", "impressions_of_users_without_profile"):
             if c.get(key):

@@ -43,6 +43,7 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         # Events further than this from the logs' median time are bad rows; 0 = derived.
         "max_days_from_median": ExecutionParameter(type=int, optional=True),
         "min_eval_examples": ExecutionParameter(type=int, optional=True),
+        "drop_duplicate_events": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -62,7 +63,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
                  eval_start_timestamp: Optional[int] = None, timezone_offset_hours: int = 8,
                  seed: int = 0, max_bad_row_fraction: float = 0.01,
                  ignore_unknown_files: bool = False, eval_fraction: Optional[float] = None,
-                 max_days_from_median: Optional[int] = None, min_eval_examples: int = 100):
+                 max_days_from_median: Optional[int] = None, min_eval_examples: int = 100,
+                 drop_duplicate_events: bool = False):
         """
         Args:
           input_base: folder of the logs (local path, gs://, s3:// ...).
@@ -84,6 +86,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             derived from the data, the larger of 30 days and twice the span of the middle
             80% of the sampled event times.
           min_eval_examples: the run stops when the eval split holds fewer examples.
+          drop_duplicate_events: drop exact repeats of an event (same fields, same second)
+            instead of keeping them; counted in the log report either way.
         """
         if max_seq_len < 1 or num_samples < 0 or eval_days < 1:
             raise ValueError("need max_seq_len >= 1, num_samples >= 0 and eval_days >= 1")
@@ -107,6 +111,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             eval_fraction=float(eval_fraction) if eval_fraction is not None else None,
             max_days_from_median=int(max_days_from_median or 0),
             min_eval_examples=int(min_eval_examples),
+            drop_duplicate_events=int(bool(drop_duplicate_events)),
             examples=types.Channel(type=standard_artifacts.Examples),
             log_report=types.Channel(type=FeedbackLogReport))
         super().__init__(spec=spec)

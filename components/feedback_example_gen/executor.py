@@ -62,7 +62,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 timezone_offset_hours=exec_properties["timezone_offset_hours"],
                 eval_start_override=override,
                 eval_fraction=exec_properties.get("eval_fraction") or None,
-                time_window=window)
+                time_window=window,
+                drop_duplicate_events=bool(exec_properties.get("drop_duplicate_events")))
             for split, serialized in splits.items():
                 # Written as they come, without TFX's WriteSplit Reshuffle: that shuffle
                 # makes the runner hold every example at once (about 3 KB each at T = 100,
@@ -132,8 +133,10 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
     read_events = c.get("impressions", 0) + c.get("history_only_events", 0)
     checks = [("events read", read_events, "events after the group-by-user shuffle",
                c.get("events_grouped", 0)),
-              ("impressions read", c.get("impressions", 0), "examples built",
-               sum(c.get("examples_" + split, 0) for split in SPLITS))]
+              ("impressions read" + (" less the repeats dropped"
+                                     if c.get("duplicate_impressions_dropped") else ""),
+               c.get("impressions", 0) - c.get("duplicate_impressions_dropped", 0),
+               "examples built", sum(c.get("examples_" + split, 0) for split in SPLITS))]
     for before_name, before, after_name, after in checks:
         if before != after:
             raise UnusableOutputError(

@@ -363,6 +363,13 @@ def test_bad_rows_are_limited_per_file_role_and_duplicates_counted(tmp_path):
     assert summary.counts["duplicate_events"] == 40
     assert summary.counts["impressions"] == 442  # repeats are kept, and counted
     assert "duplicate events: 40" in summary.format()
+    # Or dropped, by the flag: the first of each kept, the rest counted.
+    _, report = run_executor(str(data), str(tmp_path / "out3"), max_bad_row_fraction=0.02,
+                             drop_duplicate_events=1)
+    dropped = beam_steps.read_summary(report.uri).counts
+    assert dropped["impressions"] == 442 and dropped["duplicate_impressions_dropped"] == 40
+    assert dropped["examples_train"] + dropped["examples_eval"] == 402
+    assert dropped["duplicate_events_dropped"] == 40
     # The five identical bad lines get the five line numbers, in file order.
     bad_rows = [json.loads(line) for path in glob.glob(os.path.join(report.uri, "bad_rows*"))
                 for line in open(path)]
