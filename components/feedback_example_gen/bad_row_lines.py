@@ -40,6 +40,7 @@ class Located(NamedTuple):
     rows: int        # bad rows in the report
     located: int     # of which a line number was found
     files_read: int  # files read again to find them
+    first: List[dict] = []  # the first few rows by file and line, for the log
 
 
 def raw_bytes(printable_line: str, reason: str) -> bytes:
@@ -138,7 +139,8 @@ def add_line_numbers(report_dir: str, prefix: str, paths_by_source: Dict[str, st
             f.write("".join(json.dumps(row, ensure_ascii=False) + "\n"
                             for row in rows).encode("utf-8"))
     files_read = len({row["source"] for row in every_row} & set(paths_by_source))
-    return Located(len(every_row), located, files_read)
+    first = sorted(every_row, key=lambda r: (r["source"], r[LINE_NUMBER] or 0))[:5]
+    return Located(len(every_row), located, files_read, first)
 
 
 def first_rows(report_dir: str, prefix: str, limit: int = 5) -> List[dict]:

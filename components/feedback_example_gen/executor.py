@@ -82,9 +82,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if located and located.rows:
             logging.info("FeedbackExampleGen: %d of %d bad rows given their line numbers "
                          "(%d files read again); the first: %s", located.located,
-                         located.rows, located.files_read, "; ".join(
-                             bad_row_lines.describe(row) for row in bad_row_lines.first_rows(
-                                 report.uri, beam_steps.BAD_ROWS_PREFIX)))
+                         located.rows, located.files_read,
+                         "; ".join(map(bad_row_lines.describe, located.first)))
         summary = beam_steps.read_summary(report.uri)
         logging.info("FeedbackExampleGen summary:\n%s", summary.format())
         report.set_int_custom_property("lines", summary.lines)
