@@ -22,7 +22,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from components.feedback_example_gen import history, readers
 
-SECONDS_PER_DAY = 86400
+SECONDS_PER_DAY = readers.SECONDS_PER_DAY
 BAD_ROWS_PREFIX = "bad_rows"
 SUMMARY_FILE = "summary.json"
 

@@ -100,31 +100,24 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
                   report_uri: str, check_eval_labels: bool = True,
                   min_eval_examples: int = 1) -> None:
     """Fails the run, with a message that says what to look at, when the output is unusable."""
-    def first_bad_rows() -> str:
+    def too_many(what: str, bad: int, lines: int, fraction: float, reasons: str) -> BadRowsError:
         rows = bad_row_lines.first_rows(report_uri, beam_steps.BAD_ROWS_PREFIX, limit=3)
-        return " First: %s." % "; ".join(map(bad_row_lines.describe, rows)) if rows else ""
+        first = " First: %s." % "; ".join(map(bad_row_lines.describe, rows)) if rows else ""
+        return BadRowsError(
+            "%d of %d lines (%.2f%%)%s could not be read, above the allowed %.2f%%. %s: %s.%s "
+            "The lines, their reasons and line numbers are in %s/%s-*.jsonl; fix the input or "
+            "raise max_bad_row_fraction." % (
+                bad, lines, 100 * fraction, what, 100 * max_bad_row_fraction, reasons,
+                ", ".join("%s %d" % (k[len("bad_rows/"):], v)
+                          for k, v in sorted(summary.counts.items()) if k.startswith("bad_rows/")),
+                first, report_uri, beam_steps.BAD_ROWS_PREFIX))
 
     for role, (bad, lines, fraction) in sorted(summary.role_bad_row_fractions().items()):
         if fraction > max_bad_row_fraction:
-            raise BadRowsError(
-                "%d of %d lines (%.2f%%) of the %s files could not be read, above the allowed "
-                "%.2f%%. Reasons (all files): %s.%s The lines, their reasons and line numbers "
-                "are in %s/%s-*.jsonl; fix the input or raise max_bad_row_fraction." % (
-                    bad, lines, 100 * fraction, role, 100 * max_bad_row_fraction,
-                    ", ".join("%s %d" % (k[len("bad_rows/"):], v)
-                              for k, v in sorted(summary.counts.items())
-                              if k.startswith("bad_rows/")),
-                    first_bad_rows(), report_uri, beam_steps.BAD_ROWS_PREFIX))
+            raise too_many(" of the %s files" % role, bad, lines, fraction,
+                           "Reasons (all files)")
     if summary.bad_row_fraction > max_bad_row_fraction:
-        raise BadRowsError(
-            "%d of %d lines (%.2f%%) could not be read, above the allowed %.2f%%. Reasons: %s.%s "
-            "The lines, their reasons and line numbers are in %s/%s-*.jsonl; fix the input or "
-            "raise max_bad_row_fraction." % (
-                summary.bad_rows, summary.lines, 100 * summary.bad_row_fraction,
-                100 * max_bad_row_fraction,
-                ", ".join("%s %d" % (k[len("bad_rows/"):], v)
-                          for k, v in sorted(summary.counts.items()) if k.startswith("bad_rows/")),
-                first_bad_rows(), report_uri, beam_steps.BAD_ROWS_PREFIX))
+        raise too_many("", summary.bad_rows, summary.lines, summary.bad_row_fraction, "Reasons")
     # Every event read must reach its user after the shuffle, and every impression must come
     # out as exactly one example. Counted on both sides of the group-by-user shuffle, so a
     # runner that loses elements fails the run loudly instead of writing a partial dataset.
