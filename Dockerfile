@@ -6,10 +6,11 @@
 # What it is: the official TFX 1.16.0 image, the locked stack of this repository
 # (requirements.lock, the versions CI tests) and this package installed in it, so the steps
 # import the user code by dotted path (models.preprocessing.preprocessing_fn,
-# models.trainer.run_fn) and TFX never builds or uploads a module wheel. The curated schema is
-# rendered at build time for each T x K in kubeflow/schema_variants.yaml; the build fails
+# models.trainer.run_fn) and TFX never builds or uploads a module wheel. The build fails
 # (`kubeflow.image check`) when anything a step needs does not import, a pin of the lock is
-# not what is installed, or the pipeline does not compile. See docs/deploy.md.
+# not what is installed, the schema template (schema/schema.pbtxt, which the CuratedSchemaGen
+# step renders for each run) does not render, or the pipeline does not compile. See
+# docs/deploy.md.
 
 ARG TFX_IMAGE=tensorflow/tfx:1.16.0
 # Beam's worker boot program for the pinned apache-beam (requirements.lock: 2.60.0), so this
@@ -45,7 +46,6 @@ RUN if [ "$WITH_CUDA_WHEELS" = "1" ]; then \
 COPY . .
 RUN python -m pip install --no-cache-dir --no-deps -e . \
     && (python -m pip check || echo "pip check reported the above (packages of the base image outside the lock)") \
-    && python -m kubeflow.image bake \
     && python -m kubeflow.image check
 
 # Step containers override this (KFP runs `python -m tfx.orchestration.kubeflow.v2.container.

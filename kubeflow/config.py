@@ -33,15 +33,13 @@ import re
 import shlex
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from pipeline.config import PipelineConfig
+from pipeline.config import (PipelineConfig, knob_default, knob_flag, knob_kind, knobs,
+                             parse_key_value, split_comma_list)
 
 ENV_PREFIX = "DUMN_KFP_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 TARGETS = ("vertex", "kfp")
 DEFAULT_OUTPUT = os.path.join("output", "kubeflow", "dumn_pipeline.yaml")
-
-_PIPELINE_DEFAULTS = PipelineConfig()
-
 
 @dataclasses.dataclass(frozen=True)
 class Option:
@@ -51,6 +49,11 @@ class Option:
     help: str
     flag: Optional[str] = None     # defaults to --name-with-dashes
     metavar: Optional[str] = None
+    aliases: Tuple[str, ...] = ()
+    choices: Optional[Tuple[str, ...]] = None
+    optional: bool = False         # None allowed (YAML null; an empty environment variable)
+    comma_list: bool = False       # a list given as "a,b,c" in a flag or the environment
+    pipeline_field: Optional[str] = None   # the PipelineConfig knob this option sets
 
     @property
     def env(self) -> str:
@@ -61,8 +64,18 @@ class Option:
         return self.flag or "--" + self.name.replace("_", "-")
 
 
-_d = _PIPELINE_DEFAULTS
-OPTIONS: Tuple[Option, ...] = (
+def knob_option(field: dataclasses.Field) -> Option:
+    """The option of a PipelineConfig knob: its help, flag, type and default, as declared in
+    pipeline/config.py (the local CLI is generated from the same declaration)."""
+    spec = field.metadata["knob"]
+    kind, optional = knob_kind(field)
+    return Option(spec.kubeflow_name or field.name, kind, knob_default(field), spec.help,
+                  flag=knob_flag(field), metavar=spec.metavar, aliases=spec.aliases,
+                  choices=spec.choices, optional=optional, comma_list=spec.comma_list,
+                  pipeline_field=field.name)
+
+
+RUNNER_OPTIONS: Tuple[Option, ...] = (
     # Where things are.
     Option("pipeline_root", "str", None,
            "artifact root of the runs: gs://bucket/path, or s3://bucket/path (AWS S3 or MinIO "
@@ -82,18 +95,12 @@ OPTIONS: Tuple[Option, ...] = (
            "file the spec is written to: .yaml/.yml = PipelineSpec YAML (kfp Client and "
            "Vertex), .json = PipelineJob JSON (Vertex only)", flag="--output"),
     Option("schema_file", "str", None,
-           "curated schema the pipeline imports; default: the one baked into the image for "
-           "the configured T and K (kubeflow/image.py)"),
-    Option("pipeline_name", "str", _d.pipeline_name, "pipeline name (lowercase, digits, '-')"),
+           "schema template the CuratedSchemaGen step renders for T, K, profile_fields and "
+           "pid_values (gs://, s3:// or a path in the image); default: the image's "
+           "schema/schema.pbtxt"),
     Option("enable_cache", "bool", False,
            "let the orchestrator reuse outputs of unchanged steps (only when the data folder "
            "has not changed since the last run)"),
-    # Beam for the data components.
-    Option("beam_args", "list", list(_d.beam_pipeline_args),
-           "Beam pipeline arguments of the data components (ExampleGen, StatisticsGen, "
-           "Transform, Evaluator), passed through verbatim (DataflowRunner, FlinkRunner, "
-           "SparkRunner options). Default: DirectRunner inside the step's pod.",
-           flag="--beam-arg", metavar="ARG"),
     # Trainer resources.
     Option("trainer_cpu", "float", None, "vCPUs of the Trainer (limit)"),
     Option("trainer_memory", "str", None,
@@ -103,40 +110,11 @@ OPTIONS: Tuple[Option, ...] = (
            "NVIDIA_TESLA_T4-style Vertex names and a Kubernetes resource such as "
            "nvidia.com/gpu are accepted too)"),
     Option("trainer_gpu_count", "int", 1, "GPUs of the Trainer (used with trainer_gpu_type)"),
-    # Pipeline knobs, defaults from pipeline/config.py.
-    Option("layout", "str", _d.layout, "log layout: auto, canonical or tianchi"),
-    Option("max_seq_len", "int", _d.max_seq_len, "T, events per feedback history"),
-    Option("num_samples", "int", _d.num_samples, "K, triplet samples per feedback type"),
-    Option("eval_days", "int", _d.eval_days, "last days of impressions that form the eval split"),
-    Option("max_bad_row_fraction", "float", _d.max_bad_row_fraction,
-           "ExampleGen fails when more log lines than this are bad"),
-    Option("eval_start_timestamp", "int", 0,
-           "first second of the eval split instead of the last eval_days (0 = eval_days)"),
-    Option("eval_fraction", "float", 0.0,
-           "the last F of the impressions by time form the eval split (0 = eval_days)"),
-    Option("max_days_from_median", "int", 0,
-           "events further than this many days from the logs' median time are bad rows "
-           "(0 = derived from the data)"),
-    Option("min_eval_examples", "int", _d.min_eval_examples,
-           "stop the run when the eval split holds fewer examples"),
-    Option("drop_duplicate_events", "bool", _d.drop_duplicate_events,
-           "drop exact repeats of an event instead of keeping them (counted either way)"),
-    Option("ignore_unknown_files", "bool", _d.ignore_unknown_files,
-           "run without log-like files that match no file of the layout (else: fail)"),
-    Option("seed", "int", _d.seed, "seed of the triplet samples and the model"),
-    Option("num_oov_buckets", "int", _d.num_oov_buckets, "out-of-vocabulary buckets per id"),
-    Option("model", "str", _d.model, "dumn or din"),
-    Option("train_steps", "int", _d.train_steps, "Trainer steps"),
-    Option("eval_steps", "int", _d.eval_steps, "Trainer eval steps"),
-    Option("batch_size", "int", _d.batch_size, "Trainer batch size"),
-    Option("model_overrides", "dict", {},
-           "ModelConfig settings, e.g. orthogonal_mapping=false", flag="--model-override",
-           metavar="KEY=JSON"),
-    Option("auc_floor", "float", _d.auc_floor, "the Evaluator never blesses a lower eval AUC"),
-    Option("auc_max_regression", "float", _d.auc_max_regression,
-           "allowed AUC drop below the latest blessed model"),
 )
-del _d
+# The pipeline knobs, generated from PipelineConfig (defaults included), so the deployed
+# pipeline is the local one unless a setting says otherwise.
+KNOB_OPTIONS: Tuple[Option, ...] = tuple(knob_option(field) for field in knobs())
+OPTIONS: Tuple[Option, ...] = RUNNER_OPTIONS + KNOB_OPTIONS
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 REQUIRED = ("pipeline_root", "data_root", "push_destination", "image")
 
@@ -166,22 +144,9 @@ class KubeflowConfig:
         """The PipelineConfig of the deployed pipeline (the one create_pipeline takes)."""
         v = self.values
         return PipelineConfig(
-            pipeline_name=v["pipeline_name"], pipeline_root=v["pipeline_root"],
-            data_root=v["data_root"], layout=v["layout"],
-            serving_model_dir=v["push_destination"], max_seq_len=v["max_seq_len"],
-            num_samples=v["num_samples"], eval_days=v["eval_days"],
-            max_bad_row_fraction=v["max_bad_row_fraction"], seed=v["seed"],
-            ignore_unknown_files=v["ignore_unknown_files"],
-            eval_start_timestamp=v["eval_start_timestamp"] or None,
-            eval_fraction=v["eval_fraction"] or None,
-            max_days_from_median=v["max_days_from_median"] or None,
-            min_eval_examples=v["min_eval_examples"],
-            drop_duplicate_events=v["drop_duplicate_events"],
-            num_oov_buckets=v["num_oov_buckets"], model=v["model"],
-            train_steps=v["train_steps"], eval_steps=v["eval_steps"],
-            batch_size=v["batch_size"], model_overrides=dict(v["model_overrides"]),
-            auc_floor=v["auc_floor"], auc_max_regression=v["auc_max_regression"],
-            beam_pipeline_args=list(v["beam_args"]))
+            pipeline_root=v["pipeline_root"], data_root=v["data_root"],
+            serving_model_dir=v["push_destination"], schema_path=v["schema_file"] or "",
+            **{option.pipeline_field: _copy(v[option.name]) for option in KNOB_OPTIONS})
 
     def memory_gb(self) -> Optional[float]:
         return parse_memory_gb(self.values["trainer_memory"]) if self.values[
@@ -216,14 +181,9 @@ def parse_memory_gb(text: Any) -> float:
     return round(value * scale, 6)
 
 
-def _parse_pair(item: str, where: str) -> Tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise ConfigError("%s: expected KEY=VALUE, got %r" % (where, item))
-    try:
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else dict(value) if isinstance(
+        value, dict) else value
 
 
 def _coerce(option: Option, value: Any, where: str) -> Any:
@@ -232,6 +192,8 @@ def _coerce(option: Option, value: Any, where: str) -> Any:
     try:
         if value is None:
             return None
+        if option.optional and kind != "list" and isinstance(value, str) and not value.strip():
+            return None                     # an empty environment variable: unset
         if kind == "str":
             return str(value)
         if kind == "int":
@@ -253,7 +215,7 @@ def _coerce(option: Option, value: Any, where: str) -> Any:
             raise ValueError
         if kind == "list":
             if isinstance(value, str):
-                return shlex.split(value)
+                return split_comma_list(value) if option.comma_list else shlex.split(value)
             if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
                 return list(value)
             raise ValueError
@@ -286,8 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved settings with their sources and exit")
     for option in OPTIONS:
         default = option.default
-        if option.kind == "list":
-            default = " ".join(default) or "none"
+        if option.kind == "list" and default is not None:
+            default = (",".join if option.comma_list else " ".join)(default) or "none"
+        elif default is None:
+            default = "unset"
         help_text = "%s [env %s; default %s]" % (option.help, option.env,
                                                  "required" if option.name in REQUIRED
                                                  else default)
@@ -296,11 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["metavar"] = option.metavar
         if option.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif option.kind == "list" and option.comma_list:
+            kwargs["type"] = split_comma_list
         elif option.kind in ("list", "dict"):
             kwargs["action"] = "append"
         else:
             kwargs["type"] = {"str": str, "int": int, "float": float}[option.kind]
-        names = [option.flag_name]
+            kwargs["choices"] = option.choices
+        names = [option.flag_name, *option.aliases]
         if option.name == "output":
             names.append("-o")
         p.add_argument(*names, **kwargs)
@@ -340,7 +307,10 @@ def _read_flags(args: argparse.Namespace) -> Dict[str, Any]:
             continue
         value = getattr(args, option.name)
         if option.kind == "dict":
-            value = dict(_parse_pair(item, option.flag_name) for item in value)
+            try:
+                value = dict(parse_key_value(item, option.flag_name) for item in value)
+            except ValueError as error:
+                raise ConfigError(str(error))
         found[option.name] = value
     return found
 

@@ -1,49 +1,22 @@
-"""Build-time steps of the container image (run by the top-level Dockerfile).
+"""Build-time check of the container image (run by the top-level Dockerfile).
 
-    python -m kubeflow.image bake     # renders the curated schema for every T x K variant
     python -m kubeflow.image check    # fails the image build when the image is not runnable
 
-Why the schema is baked into the image: the curated schema is rendered for T and K
-(pipeline.pipeline.render_schema). Rendering it at compile time would need write access to the
-pipeline root (network, credentials) and would leave a file that a later compile can
-overwrite under a spec that still points to it. Baked into the image it is immutable, it is
-versioned with the code that reads it (the image tag), and compiling needs no network. The
-variants are listed in kubeflow/schema_variants.yaml; the runner refuses to compile a T x K
-that is not listed there (unless --schema-file names another schema), so a spec never points
-at a schema its image lacks.
+The curated schema is not baked: the pipeline's CuratedSchemaGen step renders the image's
+schema/schema.pbtxt for the run's T, K, profile fields and pid values, so the check makes sure
+the template is where that step looks and renders.
 """
 import argparse
 import importlib
 import os
 import sys
-from typing import List, Optional, Sequence, Tuple
+import tempfile
+from typing import List, Optional, Sequence
 
 import legacy_keras  # noqa: F401  (before TensorFlow)
 
-# The image's layout (where the repository and the baked schemas are), shared with the runner.
-from kubeflow.baked_schemas import (BAKED_SCHEMA_ROOT, IMAGE_REPO_ROOT,  # noqa: E402,F401
-                                    VARIANTS_FILE, baked_schema_path, parse_variant,
-                                    read_variants)
-
 LOCK_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "requirements.lock")
-
-
-def bake(root: str = BAKED_SCHEMA_ROOT,
-         variants: Optional[Sequence[Tuple[int, int]]] = None) -> List[str]:
-    """Renders the curated schema for each variant, with the local pipeline's own function."""
-    from pipeline.config import PipelineConfig
-    from pipeline.pipeline import render_schema
-    written = []
-    for t, k in variants or read_variants():
-        expected = baked_schema_path(t, k, root)
-        variant_root = os.path.dirname(os.path.dirname(expected))
-        path = render_schema(PipelineConfig(pipeline_root=variant_root, max_seq_len=t,
-                                            num_samples=k))
-        if os.path.normpath(path) != os.path.normpath(expected):
-            raise RuntimeError("render_schema wrote %s, the runner expects %s" % (path, expected))
-        written.append(path)
-    return written
 
 
 def lock_mismatches(lock_path: str = LOCK_FILE) -> List[str]:
@@ -67,7 +40,7 @@ def lock_mismatches(lock_path: str = LOCK_FILE) -> List[str]:
     return problems
 
 
-def check(root: str = BAKED_SCHEMA_ROOT, lock_path: str = LOCK_FILE) -> List[str]:
+def check(lock_path: str = LOCK_FILE) -> List[str]:
     """What a step needs at run time; returns the problems found (empty when all is well)."""
     problems = lock_mismatches(lock_path)
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
@@ -75,12 +48,18 @@ def check(root: str = BAKED_SCHEMA_ROOT, lock_path: str = LOCK_FILE) -> List[str
     import tensorflow as tf
     if "tf_keras" not in tf.keras.__name__:
         problems.append("tf.keras is %s, not tf_keras (Keras 2)" % tf.keras.__name__)
-    from pipeline.config import PREPROCESSING_FN, RUN_FN
+    from pipeline.config import PREPROCESSING_FN, RUN_FN, PipelineConfig
     for dotted in (PREPROCESSING_FN, RUN_FN):
         problems.extend(_import_problems(dotted, "user code"))
-    for t, k in read_variants():
-        if not os.path.exists(baked_schema_path(t, k, root)):
-            problems.append("baked schema missing: %s" % baked_schema_path(t, k, root))
+    # The schema template, rendered as the CuratedSchemaGen step renders it by default.
+    from components.curated_schema_gen.component import encode_list, render
+    defaults = PipelineConfig()
+    with tempfile.TemporaryDirectory() as out_dir:
+        try:
+            render("", defaults.max_seq_len, defaults.num_samples, encode_list(None),
+                   encode_list(None), out_dir)
+        except Exception as error:  # noqa: BLE001 - report, do not hide
+            problems.append("the schema template does not render: %s" % error)
     # Everything the compiled spec names by dotted path must import in the image.
     from kubeflow import runner
     from kubeflow.config import OPTIONS, KubeflowConfig
@@ -89,7 +68,7 @@ def check(root: str = BAKED_SCHEMA_ROOT, lock_path: str = LOCK_FILE) -> List[str
                   push_destination="gs://image-check/serving", image="image-check")
     config = KubeflowConfig(values=values, sources={o.name: "check" for o in OPTIONS})
     try:
-        job, _ = runner.compile_spec(config, schema_root=root)
+        job, _ = runner.compile_spec(config)
     except Exception as error:  # noqa: BLE001 - report, do not hide, any compile problem
         problems.append("the pipeline does not compile: %s" % error)
     else:
@@ -113,19 +92,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m kubeflow.image", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("bake", help="render the curated schema for each T x K variant")
-    b.add_argument("--root", default=BAKED_SCHEMA_ROOT)
-    b.add_argument("variants", nargs="*", metavar="TxK",
-                   help="default: the entries of kubeflow/schema_variants.yaml")
-    c = sub.add_parser("check", help="verify the image can run every step")
-    c.add_argument("--root", default=BAKED_SCHEMA_ROOT)
-    args = p.parse_args(argv)
-    if args.command == "bake":
-        variants = [parse_variant(v) for v in args.variants] or None
-        for path in bake(args.root, variants):
-            print("baked %s" % path)
-        return 0
-    problems = check(args.root)
+    sub.add_parser("check", help="verify the image can run every step")
+    p.parse_args(argv)
+    problems = check()
     for problem in problems:
         print("image check: %s" % problem, file=sys.stderr)
     if not problems:

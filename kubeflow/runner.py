@@ -33,8 +33,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import legacy_keras  # noqa: F401  (before TensorFlow)
 
 from kubeflow.config import ConfigError, KubeflowConfig, resolve
-from kubeflow.baked_schemas import (BAKED_SCHEMA_ROOT, VARIANTS_FILE, baked_schema_path,
-                                    read_variants)
 
 logger = logging.getLogger("dumn-kubeflow")
 
@@ -92,21 +90,6 @@ def trainer_resource_spec(config: KubeflowConfig):
 
 # ---------------------------------------------------------------------------- compiling
 
-def schema_file_for(config: KubeflowConfig, schema_root: str = BAKED_SCHEMA_ROOT) -> str:
-    """The schema the ImportSchemaGen step reads: --schema-file, or the image's baked one."""
-    if config.schema_file:
-        return config.schema_file
-    t, k = config.max_seq_len, config.num_samples
-    if (t, k) not in read_variants():
-        raise ConfigError(
-            "no curated schema for T=%d, K=%d is baked into the image (%s lists %s). Add "
-            "'%dx%d' there and rebuild the image, or pass --schema-file with a schema rendered "
-            "for this T and K (python -m kubeflow.image bake --root DIR %dx%d)."
-            % (t, k, os.path.relpath(VARIANTS_FILE), ", ".join("%dx%d" % v for v in
-                                                              read_variants()), t, k, t, k))
-    return baked_schema_path(t, k, schema_root)
-
-
 def check_artifact_types(components) -> None:
     """Custom artifact types must be '<module>.<Class>' names that import to the class."""
     from tfx.orchestration.kubeflow.v2 import compiler_utils
@@ -136,16 +119,14 @@ def check_artifact_types(components) -> None:
         raise CompileError(" ".join(problems))
 
 
-def compile_spec(config: KubeflowConfig,
-                 schema_root: str = BAKED_SCHEMA_ROOT) -> Tuple[Dict[str, Any], Optional[Dict]]:
+def compile_spec(config: KubeflowConfig) -> Tuple[Dict[str, Any], Optional[Dict]]:
     """Compiles the pipeline; returns (PipelineJob dict, Kubernetes platform spec or None)."""
     from tfx import v1 as tfx
     from pipeline.pipeline import create_pipeline
 
     pipeline_config = config.pipeline_config()
     dag = create_pipeline(pipeline_config, metadata_connection_config=None,
-                          enable_cache=config.enable_cache,
-                          schema_file=schema_file_for(config, schema_root))
+                          enable_cache=config.enable_cache)
     check_artifact_types(dag.components)
     by_id = {component.id: component for component in dag.components}
     resources = trainer_resource_spec(config)

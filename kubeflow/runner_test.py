@@ -64,8 +64,7 @@ def local(vertex):
     """The local pipeline for the same configuration, as the local runner builds it."""
     from pipeline.pipeline import create_pipeline
     _, config, _ = vertex
-    return create_pipeline(config.pipeline_config(),
-                           schema_file=runner.schema_file_for(config)).components
+    return create_pipeline(config.pipeline_config()).components
 
 
 def _node_of(task_name):
@@ -200,7 +199,12 @@ def test_settings_reach_the_steps_with_flag_over_env_over_yaml(vertex):
         "filesystem": {"base_directory": "gs://my-bucket/dumn/serving_model"}}
     assert _param(spec, "FeedbackExampleGen", "input_base") == "gs://my-bucket/dumn/logs/2017-05"
     assert _param(spec, "FeedbackExampleGen", "max_seq_len") == 100
-    assert _param(spec, "ImportSchemaGen", "schema_file") == kimage.baked_schema_path(100, 5)
+    # The schema is rendered by the step, from the image's template, for T, K and (unset
+    # here) the profile fields and pid values.
+    assert (_param(spec, "CuratedSchemaGen", "max_seq_len"),
+            _param(spec, "CuratedSchemaGen", "num_samples")) == (100, 5)
+    assert _param(spec, "CuratedSchemaGen", "template") == ""
+    assert _param(spec, "CuratedSchemaGen", "profile_fields_json") == "null"
     assert config.sources["train_steps"] == "--train-steps"
     assert config.sources["auc_floor"] == "DUMN_KFP_AUC_FLOOR"
     assert config.sources["trainer_cpu"].startswith("yaml ")
@@ -356,10 +360,10 @@ def test_cli_exit_codes(capsys, tmp_path):
         assert "missing required setting" in capsys.readouterr().err
         assert runner.main(["--config", EXAMPLE_CONFIG, "--print-config"]) == 0
         assert "trainer_gpu_type: nvidia-tesla-t4" in capsys.readouterr().out
-        # A T x K without a baked schema is refused before anything is compiled.
-        assert runner.main(["--config", EXAMPLE_CONFIG, "--max-seq-len", "37",
+        # A bad knob is refused before anything is compiled.
+        assert runner.main(["--config", EXAMPLE_CONFIG, "--max-seq-len", "0",
                             "-o", str(tmp_path / "p.yaml")]) == 2
-        assert "'37x5'" in capsys.readouterr().err
+        assert "max_seq_len must be >= 1" in capsys.readouterr().err
         assert not (tmp_path / "p.yaml").exists()
 
 
@@ -393,23 +397,93 @@ def test_a_kubernetes_gpu_resource_is_refused_for_vertex():
         runner.accelerator_for("nvidia.com/gpu", "vertex")
 
 
-# ------------------------------------------------------------------------- baked schemas
+# ------------------------------------------------------------------------- the image
 
-def test_baked_schema_variants():
-    assert (100, 5) in kimage.read_variants()          # PipelineConfig's T and K
-    assert kimage.parse_variant("50x3") == (50, 3)
-    with pytest.raises(ValueError):
-        kimage.parse_variant("50")
-    assert kimage.baked_schema_path(100, 5) == (
-        "/pipeline/schema/rendered/t100_k5/curated_schema/schema.pbtxt")
+def test_the_image_check_passes_in_an_environment_installed_from_the_lock():
+    """What the Dockerfile runs last: `python -m kubeflow.image check` (the test environment
+    is installed from requirements.lock, as the image is)."""
+    assert kimage.check() == []
 
 
-def test_bake_writes_where_the_runner_points_and_the_image_check_passes(tmp_path):
-    """What the Dockerfile runs: `python -m kubeflow.image bake`, then `... check`."""
-    pytest.importorskip("models.schema_util")
-    written = kimage.bake(str(tmp_path), [(100, 5), (20, 3)])
-    assert written == [kimage.baked_schema_path(100, 5, str(tmp_path)),
-                       kimage.baked_schema_path(20, 3, str(tmp_path))]
-    assert all(os.path.getsize(p) > 0 for p in written)
-    # The test environment is installed from requirements.lock, as the image is.
-    assert kimage.check(str(tmp_path)) == []
+# ------------------------------------------------------------------ one declaration per knob
+
+# A value other than the default for every pipeline knob (the test below fails when a knob
+# is added to PipelineConfig and not here), in the local CLI's spelling.
+EVERY_KNOB_ARGV = [
+    "--pipeline-name", "other-name", "--layout", "canonical", "--profile-fields", "age,city",
+    "--pid-values", "", "--max-seq-len", "50", "--num-samples", "3", "--eval-days", "2",
+    "--eval-start", "1494000000", "--max-bad-row-fraction", "0.02",
+    "--max-days-from-median", "40", "--min-eval-examples", "7", "--drop-duplicate-events",
+    "--ignore-unknown-files", "--seed", "3", "--num-oov-buckets", "4", "--model", "din",
+    "--train-steps", "11", "--eval-steps", "12", "--batch-size", "13",
+    "--model-override", "embedding_l2=0.01", "--auc-floor", "0.55",
+    "--auc-max-regression", "0.02", "--beam-arg=--runner=FlinkRunner"]
+
+
+def _knob_values(config):
+    from pipeline.config import knobs
+    return {field.name: getattr(config, field.name) for field in knobs()}
+
+
+def test_the_local_cli_and_kubeflow_set_every_knob_alike():
+    from pipeline import local_runner
+    from pipeline.config import PipelineConfig, knob_default, knobs
+    local = local_runner.config_from_args(local_runner.build_parser().parse_args(
+        EVERY_KNOB_ARGV))
+    deployed = _resolve(REQUIRED_FLAGS + EVERY_KNOB_ARGV).pipeline_config()
+    assert _knob_values(local) == _knob_values(deployed)
+    unchanged = [f.name for f in knobs() if getattr(local, f.name) == knob_default(f)]
+    # eval_fraction is the other way to place the eval split (not with --eval-start).
+    assert unchanged == ["eval_fraction"], "EVERY_KNOB_ARGV leaves knobs at their default"
+    argv = ["--eval-fraction", "0.2"]
+    assert local_runner.config_from_args(local_runner.build_parser().parse_args(
+        argv)).eval_fraction == _resolve(REQUIRED_FLAGS + argv).pipeline_config(
+        ).eval_fraction == 0.2
+    assert local.schema_pid_values == [] and local.schema_profile_fields == ["age", "city"]
+    assert local.eval_start_timestamp == 1494000000 and local.drop_duplicate_events is True
+    # With no flags both give PipelineConfig's defaults.
+    bare = local_runner.config_from_args(local_runner.build_parser().parse_args([]))
+    assert _knob_values(bare) == _knob_values(PipelineConfig()) == _knob_values(
+        _resolve(REQUIRED_FLAGS).pipeline_config())
+
+
+def _help_flags(parser):
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def test_both_helps_list_the_same_pipeline_knobs():
+    import dataclasses
+
+    from pipeline import local_runner
+    from pipeline.config import RUNNER_FIELDS, PipelineConfig, knob_flag, knobs
+    # Every field is a knob or a location each runner sets from its own settings.
+    assert {f.name for f in dataclasses.fields(PipelineConfig)} == (
+        {f.name for f in knobs()} | set(RUNNER_FIELDS))
+    knob_flags = {knob_flag(f) for f in knobs()} | {
+        a for f in knobs() for a in f.metadata["knob"].aliases}
+    local_only = {"-h", "--help", "--data", "--output-root", "--verbose", "--enable-cache",
+                  "--fail-if-not-blessed"}
+    kubeflow_only = {"-h", "--help", "--config", "--print-config", "-o"} | {
+        o.flag_name for o in kconfig.RUNNER_OPTIONS} | {"--no-enable-cache"}
+    bool_negations = {"--no-" + knob_flag(f)[2:] for f in knobs() if f.type is bool}
+    assert _help_flags(local_runner.build_parser()) - local_only == knob_flags | bool_negations
+    assert _help_flags(kconfig.build_parser()) - kubeflow_only == knob_flags | bool_negations
+    text = kconfig.build_parser().format_help()
+    for field in knobs():
+        assert knob_flag(field) in text
+
+
+def test_schema_knobs_reach_the_schema_step_from_yaml_env_and_flags(tmp_path):
+    from pipeline.pipeline import create_pipeline
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"profile_fields": ["age", "city"], "pid_values": ["p1"]}))
+    from_yaml = _resolve(REQUIRED_FLAGS + ["--config", str(path)])
+    assert (from_yaml.profile_fields, from_yaml.pid_values) == (["age", "city"], ["p1"])
+    from_env = _resolve(REQUIRED_FLAGS, {"DUMN_KFP_PROFILE_FIELDS": "gender,age",
+                                         "DUMN_KFP_PID_VALUES": ""})
+    assert (from_env.profile_fields, from_env.pid_values) == (["gender", "age"], [])
+    assert _resolve(REQUIRED_FLAGS, {"DUMN_KFP_EVAL_FRACTION": ""}).eval_fraction is None
+    by_id = {c.id: c for c in create_pipeline(from_env.pipeline_config()).components}
+    params = by_id["CuratedSchemaGen"].exec_properties
+    assert json.loads(params["profile_fields_json"]) == ["gender", "age"]
+    assert json.loads(params["pid_values_json"]) == []

@@ -7,13 +7,13 @@ with the runners.
 import dataclasses
 import json
 import os
+import typing
 from typing import Any, Dict, List, Optional, Tuple
 
 import beam_fixes
-from models.config import ModelConfig
+from models.config import MODELS, ModelConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_SCHEMA = os.path.join(REPO_ROOT, "schema", "schema.pbtxt")
 
 # User code is referenced by dotted path: it is installed with this package (locally in the
 # venv, on Kubeflow baked into the image), so TFX does not build and ship module wheels.
@@ -21,69 +21,126 @@ PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 
 
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """How a PipelineConfig field is set from the outside: the local CLI (dumn-pipeline) and
+    the Kubeflow options (dumn-kubeflow: flag, DUMN_KFP_* variable, YAML key) are generated
+    from these, so a knob is declared once, here.
+
+    The value's type comes from the field's annotation: int, float, str, bool, Optional[...]
+    (None = the help's "unset" case), List[str] (a repeated flag, or with `comma_list` one
+    comma-separated flag), Dict[str, Any] (a repeated KEY=VALUE flag).
+    """
+
+    help: str
+    flag: Optional[str] = None            # default: --field-name
+    aliases: Tuple[str, ...] = ()         # older flag spellings that still work
+    kubeflow_name: Optional[str] = None   # YAML key / env suffix; default: the field name
+    metavar: Optional[str] = None
+    choices: Optional[Tuple[str, ...]] = None
+    comma_list: bool = False              # List[str] given as "a,b,c" ('' = empty list)
+
+
+def knob(help: str, default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING,
+         **settings) -> Any:
+    """A PipelineConfig field that is a knob (see Knob)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"knob": Knob(help=help, **settings)})
+
+
+# Fields that are not knobs: where things are, which each runner derives from its own
+# settings (dumn-pipeline from --output-root and --data; dumn-kubeflow from pipeline_root,
+# data_root, push_destination, schema_file).
+RUNNER_FIELDS = ("pipeline_root", "data_root", "serving_model_dir", "schema_path")
+
+
 @dataclasses.dataclass
 class PipelineConfig:
     """What a run needs to know. Paths may be local or remote (gs://, s3://)."""
 
-    pipeline_name: str = "dumn"
     pipeline_root: str = os.path.join(REPO_ROOT, "output", "pipeline")
     data_root: str = os.path.join(REPO_ROOT, "output", "data", "simulated")
-    layout: str = "auto"                 # 'auto' | 'canonical' | 'tianchi'
     serving_model_dir: str = os.path.join(REPO_ROOT, "output", "serving_model")
-    schema_path: str = DEFAULT_SCHEMA    # the curated schema template (rendered for T and K)
-    # For canonical logs whose profile columns or pid values differ from the public data's:
-    # the profile fields (bare names) and pid values the schema should expect; None keeps the
-    # template's, an empty pid list accepts any pid.
-    schema_profile_fields: Optional[List[str]] = None
-    schema_pid_values: Optional[List[str]] = None
+    # The curated schema template CuratedSchemaGen renders for the run; '' = the
+    # schema/schema.pbtxt installed with the code where the step runs.
+    schema_path: str = ""
+
+    pipeline_name: str = knob("pipeline name (lowercase letters, digits, '-')", "dumn")
+    layout: str = knob("log layout of the data folder", "auto",
+                       choices=("auto", "canonical", "tianchi"))
+    # For canonical logs whose profile columns or pid values differ from the public data's.
+    schema_profile_fields: Optional[List[str]] = knob(
+        "profile columns of users.csv the schema should expect, comma-separated (default: the "
+        "columns of users.csv for canonical logs on a local run, else the public data's)",
+        None, flag="--profile-fields", kubeflow_name="profile_fields", comma_list=True,
+        metavar="A,B,...")
+    schema_pid_values: Optional[List[str]] = knob(
+        "pid values the schema should accept, comma-separated; '' (empty) accepts any pid "
+        "(default: any for canonical logs on a local run, else the public data's two)",
+        None, flag="--pid-values", kubeflow_name="pid_values", comma_list=True,
+        metavar="A,B,...")
 
     # ExampleGen
-    max_seq_len: int = 100               # T
-    num_samples: int = 5                 # K
-    eval_days: int = 1
-    # The first second of the eval split, instead of the last eval_days calendar days (for
-    # logs that span a single day, or a fixed cut). None = use eval_days.
-    eval_start_timestamp: Optional[int] = None
-    # Or: the last this fraction of the impressions by time (0 < F < 1). None = eval_days.
-    eval_fraction: Optional[float] = None
-    max_bad_row_fraction: float = 0.01
-    # Events further than this many days from the logs' median time are bad rows (reason
-    # timestamp_out_of_range). None = derived from the data: the larger of 30 days and twice
-    # the span of the middle 80% of the event times.
-    max_days_from_median: Optional[int] = None
-    # The run stops when the eval split holds fewer examples than this.
-    min_eval_examples: int = 100
-    # Exact repeats of an event (same fields, same second): kept as the log has them (and
-    # counted), or dropped.
-    drop_duplicate_events: bool = False
-    # Run without log-like files whose names match no file of the layout (else: fail).
-    ignore_unknown_files: bool = False
-    seed: int = 7
+    max_seq_len: int = knob("T, events per feedback history", 100)
+    num_samples: int = knob("K, triplet samples per feedback type", 5)
+    eval_days: int = knob("last calendar days of impressions that form the eval split", 1)
+    eval_start_timestamp: Optional[int] = knob(
+        "first second (Unix time) of the eval split, instead of the last eval days; for logs "
+        "that span one day, or a fixed cut", None, aliases=("--eval-start",),
+        metavar="TIMESTAMP")
+    eval_fraction: Optional[float] = knob(
+        "the last F (0 < F < 1) of the impressions by time form the eval split, instead of "
+        "the last eval days", None, metavar="F")
+    max_bad_row_fraction: float = knob(
+        "the ExampleGen fails when more log lines than this fraction are bad (0.01 = 1%%)",
+        0.01)
+    max_days_from_median: Optional[int] = knob(
+        "events further than DAYS from the logs' median time are bad rows "
+        "(timestamp_out_of_range); default: derived from the data, the larger of 30 days and "
+        "twice the span of the middle 80%% of the event times", None, metavar="DAYS")
+    min_eval_examples: int = knob("stop the run when the eval split holds fewer examples", 100)
+    drop_duplicate_events: bool = knob(
+        "drop exact repeats of an event (same fields, same second) instead of keeping them as "
+        "the log has them; counted in the summary either way", False)
+    ignore_unknown_files: bool = knob(
+        "run without log-like files (.csv, .gz, .bz2, ...) in the data folder whose names "
+        "match no file of the layout; without it such files fail the run (they are listed in "
+        "the log report either way)", False)
+    seed: int = knob("seed of the triplet samples and the model", 7)
 
     # Transform
-    num_oov_buckets: int = 10
+    num_oov_buckets: int = knob("out-of-vocabulary buckets per id vocabulary", 10)
 
     # Trainer
-    model: str = "dumn"                  # 'dumn' | 'din'
+    model: str = knob("the model to train", "dumn", choices=MODELS)
     # About one epoch of the built-in data; past it every model overfits (docs/quality.md).
-    train_steps: int = 500
-    eval_steps: int = 100
-    batch_size: int = 256
-    model_overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    train_steps: int = knob("Trainer steps", 500)
+    eval_steps: int = knob("Trainer eval steps", 100)
+    batch_size: int = knob("Trainer batch size", 256)
+    model_overrides: Dict[str, Any] = knob(
+        "a ModelConfig setting, e.g. orthogonal_mapping=false (repeatable); the value is read "
+        "as the setting's type (booleans true/false; lists [200,80] or 200,80) and the whole "
+        "model configuration is checked before the run starts", default_factory=dict,
+        flag="--model-override", metavar="KEY=VALUE")
 
     # Evaluator
-    auc_floor: float = 0.6               # an AUC below this is never blessed
-    # The candidate may not fall more than this below the latest blessed model's AUC. About
-    # 2 std of the difference between two runs of equally good code on another seed or day
-    # of data (README, "The Evaluator"); a rerun on the same data and seed scores the same.
-    auc_max_regression: float = 0.015
+    auc_floor: float = knob("the Evaluator never blesses a model with a lower eval AUC", 0.6)
+    # About 2 std of the difference between two runs of equally good code on another seed or
+    # day of data (README, "The Evaluator"); a rerun on the same data and seed scores the same.
+    auc_max_regression: float = knob(
+        "the candidate may not fall more than this below the latest blessed model's AUC",
+        0.015)
 
     # Beam arguments for the data components (ExampleGen, StatisticsGen, Transform, Evaluator).
-    beam_pipeline_args: List[str] = dataclasses.field(default_factory=lambda: [
-        "--direct_running_mode=multi_processing",
-        # 0 = as many workers as CPUs.
-        "--direct_num_workers=0",
-    ])
+    beam_pipeline_args: List[str] = knob(
+        "a Beam pipeline argument of the data components (ExampleGen, StatisticsGen, "
+        "Transform, Evaluator), passed through verbatim (repeatable; write the '=': "
+        "--beam-arg=--runner=DataflowRunner)",
+        default_factory=lambda: [
+            "--direct_running_mode=multi_processing",
+            # 0 = as many workers as CPUs.
+            "--direct_num_workers=0",
+        ], flag="--beam-arg", kubeflow_name="beam_args", metavar="ARG")
 
     def __post_init__(self):
         errors = []
@@ -112,10 +169,11 @@ class PipelineConfig:
             errors.append("auc_floor must be in [0, 1]")
         if self.auc_max_regression < 0:
             errors.append("auc_max_regression must be >= 0")
-        if self.layout not in ("auto", "canonical", "tianchi"):
-            errors.append("layout must be 'auto', 'canonical' or 'tianchi'")
-        if self.model not in ("dumn", "din"):
-            errors.append("model must be 'dumn' or 'din'")
+        for field in knobs():
+            choices = field.metadata["knob"].choices
+            if choices and getattr(self, field.name) not in choices:
+                errors.append("%s must be one of %s, got %r" % (
+                    field.name, ", ".join(choices), getattr(self, field.name)))
         try:
             # Keys, types and ranges of the model settings, before any component runs (the
             # Trainer would otherwise find a bad one minutes into the run).
@@ -145,3 +203,49 @@ class PipelineConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def knobs() -> List[dataclasses.Field]:
+    """The PipelineConfig fields that are knobs, in declaration order."""
+    return [f for f in dataclasses.fields(PipelineConfig) if "knob" in f.metadata]
+
+
+def knob_default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def knob_kind(field: dataclasses.Field) -> Tuple[str, bool]:
+    """(kind, optional): kind 'int' | 'float' | 'str' | 'bool' | 'list' | 'dict' from the
+    field's annotation; optional when None is allowed (Optional[...])."""
+    annotation, optional = field.type, False
+    if typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation, optional = args[0], len(args) < len(typing.get_args(annotation))
+    origin = typing.get_origin(annotation) or annotation
+    kind = {int: "int", float: "float", str: "str", bool: "bool", list: "list",
+            dict: "dict"}.get(origin)
+    if kind is None:
+        raise TypeError("knob %s: unsupported type %r" % (field.name, field.type))
+    return kind, optional
+
+
+def knob_flag(field: dataclasses.Field) -> str:
+    return field.metadata["knob"].flag or "--" + field.name.replace("_", "-")
+
+
+def split_comma_list(text: str) -> List[str]:
+    """'a,b' -> ['a', 'b']; '' -> [] (empty entries dropped)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_key_value(item: str, flag: str) -> Tuple[str, Any]:
+    """'KEY=VALUE' -> (KEY, VALUE read as JSON, or the text when it is not JSON)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ValueError("%s expects KEY=VALUE, got %r" % (flag, item))
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw

@@ -9,7 +9,6 @@ then prints the eval AUC next to the simulator's oracle AUC, the blessing and th
 """
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -18,7 +17,8 @@ from typing import Dict
 
 import legacy_keras  # noqa: F401  (before TensorFlow)
 
-from pipeline.config import REPO_ROOT, PipelineConfig
+from pipeline.config import (REPO_ROOT, PipelineConfig, knob_default, knob_flag, knob_kind,
+                             knobs, parse_key_value, split_comma_list)
 
 logger = logging.getLogger("dumn-pipeline")
 # Exit code of a run whose model was not blessed, with --fail-if-not-blessed (1 = a data or
@@ -27,65 +27,18 @@ NOT_BLESSED_EXIT_CODE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = PipelineConfig()
     p = argparse.ArgumentParser(
         prog="dumn-pipeline", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="folder of logs (canonical or Tianchi layout); default: the "
                                   "built-in simulated dataset, generated on first use")
-    p.add_argument("--layout", default=d.layout, choices=["auto", "canonical", "tianchi"])
     p.add_argument("--output-root", default=os.path.join(REPO_ROOT, "output"),
                    help="pipeline root, metadata and pushed models go under this folder")
-    p.add_argument("--pipeline-name", default=d.pipeline_name)
-    p.add_argument("--model", default=d.model, choices=["dumn", "din"])
-    p.add_argument("--max-seq-len", type=int, default=d.max_seq_len, help="T, events per history")
-    p.add_argument("--num-samples", type=int, default=d.num_samples,
-                   help="K, triplet samples per feedback type")
-    p.add_argument("--eval-days", type=int, default=d.eval_days,
-                   help="last days of impressions that form the eval split")
-    p.add_argument("--train-steps", type=int, default=d.train_steps)
-    p.add_argument("--eval-steps", type=int, default=d.eval_steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--auc-floor", type=float, default=d.auc_floor,
-                   help="the Evaluator never blesses a model with a lower eval AUC")
-    p.add_argument("--auc-max-regression", type=float, default=d.auc_max_regression,
-                   help="allowed AUC drop below the latest blessed model")
-    p.add_argument("--max-bad-row-fraction", type=float, default=d.max_bad_row_fraction)
-    p.add_argument("--eval-start", type=int, default=None, metavar="TIMESTAMP",
-                   help="first second (Unix time) of the eval split, instead of the last "
-                        "--eval-days calendar days; for logs that span one day")
-    p.add_argument("--eval-fraction", type=float, default=None, metavar="F",
-                   help="the last F (0 < F < 1) of the impressions by time form the eval "
-                        "split, instead of the last --eval-days calendar days")
-    p.add_argument("--max-days-from-median", type=int, default=None, metavar="DAYS",
-                   help="events further than DAYS from the logs' median time are bad rows "
-                        "(timestamp_out_of_range); default: derived from the data, the larger "
-                        "of 30 days and twice the span of the middle 80%% of event times")
-    p.add_argument("--min-eval-examples", type=int, default=d.min_eval_examples,
-                   help="stop the run when the eval split holds fewer examples")
-    p.add_argument("--drop-duplicate-events", action="store_true",
-                   help="drop exact repeats of an event (same fields, same second) instead of "
-                        "keeping them as the log has them; counted in the summary either way")
-    p.add_argument("--ignore-unknown-files", action="store_true",
-                   help="run without log-like files (.csv, .gz, .bz2, ...) under --data whose "
-                        "names match no file of the layout; without it such files fail the "
-                        "run (they are listed in the log report either way)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--profile-fields", help="comma-separated profile columns of users.csv the "
-                                            "schema should expect (default: the columns of "
-                                            "users.csv for canonical logs, the public data's "
-                                            "for the Tianchi layout)")
-    p.add_argument("--pid-values", help="comma-separated pid values the schema should accept; "
-                                        "'' (empty) accepts any pid (default: any for "
-                                        "canonical logs, the public data's two for Tianchi)")
-    p.add_argument("--model-override", action="append", default=[], metavar="KEY=VALUE",
-                   help="a ModelConfig setting, e.g. --model-override orthogonal_mapping=false "
-                        "(repeatable); the value is read as the setting's type (booleans: "
-                        "true/false in any case; lists: [200,80] or 200,80) and the whole "
-                        "model configuration is checked before the run starts")
-    p.add_argument("--beam-arg", action="append", default=None, metavar="ARG",
-                   help="a Beam pipeline argument for the data components (repeatable); "
-                        "default: %s" % " ".join(d.beam_pipeline_args))
+    knob_arguments = p.add_argument_group(
+        "pipeline knobs", "the same knobs as dumn-kubeflow's (declared once, in "
+                          "pipeline/config.py's PipelineConfig)")
+    for field in knobs():
+        add_knob_argument(knob_arguments, field)
     p.add_argument("--verbose", action="store_true",
                    help="print every log line on the console (by default they go to "
                         "OUTPUT_ROOT/logs/<run id>.log and the console shows one line per "
@@ -101,42 +54,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_overrides(items):
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError("--model-override expects KEY=VALUE, got %r" % item)
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return overrides
+def add_knob_argument(parser, field) -> None:
+    """The flag of one PipelineConfig knob; its value lands in args.<field name>, None when
+    the flag is not given (the field's default then applies)."""
+    spec = field.metadata["knob"]
+    kind, _ = knob_kind(field)
+    default = knob_default(field)
+    help_text = spec.help
+    if kind == "list" and default:
+        help_text += " (default: %s)" % " ".join(default)
+    elif kind == "bool":
+        help_text += " (default: %s)" % ("on" if default else "off")
+    elif kind != "dict" and default is not None:
+        help_text += " (default: %s)" % (default,)
+    kwargs = dict(dest=field.name, default=None, help=help_text)
+    if spec.metavar:
+        kwargs["metavar"] = spec.metavar
+    if kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif kind == "list" and spec.comma_list:
+        kwargs["type"] = split_comma_list
+    elif kind in ("list", "dict"):
+        kwargs["action"] = "append"
+    else:
+        kwargs["type"] = {"int": int, "float": float, "str": str}[kind]
+        kwargs["choices"] = spec.choices
+    parser.add_argument(knob_flag(field), *spec.aliases, **kwargs)
 
 
 def config_from_args(args) -> PipelineConfig:
     root = os.path.abspath(args.output_root)
     data = os.path.abspath(args.data) if args.data else os.path.join(root, "data", "simulated")
-    kwargs = dict(
-        pipeline_name=args.pipeline_name, pipeline_root=os.path.join(root, "pipeline"),
-        data_root=data, layout=args.layout,
-        serving_model_dir=os.path.join(root, "serving_model"), max_seq_len=args.max_seq_len,
-        num_samples=args.num_samples, eval_days=args.eval_days, train_steps=args.train_steps,
-        eval_steps=args.eval_steps, batch_size=args.batch_size, model=args.model,
-        auc_floor=args.auc_floor, auc_max_regression=args.auc_max_regression,
-        max_bad_row_fraction=args.max_bad_row_fraction, seed=args.seed,
-        ignore_unknown_files=args.ignore_unknown_files,
-        eval_start_timestamp=args.eval_start, eval_fraction=args.eval_fraction,
-        max_days_from_median=args.max_days_from_median,
-        min_eval_examples=args.min_eval_examples,
-        drop_duplicate_events=args.drop_duplicate_events,
-        model_overrides=parse_overrides(args.model_override),
-        schema_profile_fields=(args.profile_fields.split(",")
-                               if args.profile_fields is not None else None),
-        schema_pid_values=([v for v in args.pid_values.split(",") if v]
-                           if args.pid_values is not None else None))
-    if args.beam_arg is not None:
-        kwargs["beam_pipeline_args"] = args.beam_arg
+    kwargs = dict(pipeline_root=os.path.join(root, "pipeline"), data_root=data,
+                  serving_model_dir=os.path.join(root, "serving_model"))
+    for field in knobs():
+        value = getattr(args, field.name)
+        if value is None:
+            continue                                  # the field's default
+        if knob_kind(field)[0] == "dict":
+            value = dict(parse_key_value(item, knob_flag(field)) for item in value)
+        kwargs[field.name] = value
     return PipelineConfig(**kwargs)
 
 

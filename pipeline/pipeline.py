@@ -1,18 +1,19 @@
 """The DUMN pipeline DAG, shared by the local runner and the Kubeflow runner.
 
     FeedbackExampleGen ─> StatisticsGen ─> ExampleValidator ─> AnomaliesGate ─┐
-            │                 ImportSchemaGen (curated schema) ───────────────┤
+            │                CuratedSchemaGen (curated schema) ───────────────┤
             ├──────────────────────────────────────────────> Transform <──────┤
             │                                                   │             │
             │                                                Trainer <────────┘
             │              Resolver (latest blessed model) ─┐   │
             └───────────────────────────────────────────> Evaluator ─> Pusher
 
-Transform and Trainer read the schema from the AnomaliesGate, so neither starts when
+CuratedSchemaGen renders schema/schema.pbtxt for the run's T, K, profile fields and pid
+values where it runs (components/curated_schema_gen). Transform and Trainer read the schema
+from the AnomaliesGate, so neither starts when
 ExampleValidator found anomalies. The Evaluator blesses a model only when its overall AUC on
 the eval split clears `auc_floor` and is not below the latest blessed model's.
 """
-import os
 from typing import List, Optional
 
 import tensorflow_model_analysis as tfma
@@ -21,6 +22,7 @@ from tfx import v1 as tfx
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from components.anomalies_gate.component import AnomaliesGate
+from components.curated_schema_gen.component import CuratedSchemaGen, encode_list
 from components.feedback_example_gen.component import FeedbackExampleGen
 from pipeline.config import PREPROCESSING_FN, RUN_FN, PipelineConfig
 
@@ -64,7 +66,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         ])])
 
 
-def create_components(config: PipelineConfig, schema_file: str) -> List:
+def create_components(config: PipelineConfig) -> List:
     """The components of the DAG, in dependency order."""
     example_gen = FeedbackExampleGen(
         input_base=config.data_root, layout=config.layout, max_seq_len=config.max_seq_len,
@@ -77,7 +79,11 @@ def create_components(config: PipelineConfig, schema_file: str) -> List:
         min_eval_examples=config.min_eval_examples,
         drop_duplicate_events=config.drop_duplicate_events)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_file)
+    schema_gen = CuratedSchemaGen(
+        template=config.schema_path, max_seq_len=config.max_seq_len,
+        num_samples=config.num_samples,
+        profile_fields_json=encode_list(config.schema_profile_fields),
+        pid_values_json=encode_list(config.schema_pid_values))
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
@@ -114,21 +120,10 @@ def create_components(config: PipelineConfig, schema_file: str) -> List:
             trainer, model_resolver, evaluator, pusher]
 
 
-def render_schema(config: PipelineConfig) -> str:
-    """Writes the curated schema for the configured T and K under the pipeline root."""
-    from models import schema_util
-    path = os.path.join(config.pipeline_root, "curated_schema", "schema.pbtxt")
-    return schema_util.render_schema(config.max_seq_len, config.num_samples, path,
-                                     template=config.schema_path,
-                                     profile_fields=config.schema_profile_fields,
-                                     pid_values=config.schema_pid_values)
-
-
 def create_pipeline(config: PipelineConfig,
                     metadata_connection_config: Optional[
                         metadata_store_pb2.ConnectionConfig] = None,
-                    enable_cache: bool = False,
-                    schema_file: Optional[str] = None) -> tfx_pipeline.Pipeline:
+                    enable_cache: bool = False) -> tfx_pipeline.Pipeline:
     """The TFX pipeline for `config`.
 
     Caching is off by default: FeedbackExampleGen reads a folder whose content may change
@@ -137,7 +132,7 @@ def create_pipeline(config: PipelineConfig,
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, schema_file or render_schema(config)),
+        components=create_components(config),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args))

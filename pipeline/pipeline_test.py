@@ -13,7 +13,7 @@ def components(tmp_path):
     config = PipelineConfig(pipeline_root=str(tmp_path / "root"), data_root="/data/logs",
                             serving_model_dir="/serving", auc_floor=0.62, train_steps=7,
                             max_seq_len=50)
-    return config, {c.id: c for c in create_components(config, schema_file="/s/schema.pbtxt")}
+    return config, {c.id: c for c in create_components(config)}
 
 
 def producer(channel):
@@ -22,7 +22,7 @@ def producer(channel):
 
 def test_every_component_is_there(components):
     _, by_id = components
-    assert set(by_id) == {"FeedbackExampleGen", "StatisticsGen", "ImportSchemaGen",
+    assert set(by_id) == {"FeedbackExampleGen", "StatisticsGen", "CuratedSchemaGen",
                           "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
                           RESOLVER_ID, "Evaluator", "Pusher"}
 
@@ -43,6 +43,9 @@ def test_user_code_by_dotted_path_and_configuration_passed(components):
     assert c["FeedbackExampleGen"].exec_properties["max_seq_len"] == 50
     assert c["FeedbackExampleGen"].exec_properties["input_base"] == "/data/logs"
     assert '"num_steps": 7' in c["Trainer"].exec_properties["train_args"]
+    # The schema step renders for the same T and K as the ExampleGen writes.
+    assert c["CuratedSchemaGen"].exec_properties["max_seq_len"] == 50
+    assert c["CuratedSchemaGen"].exec_properties["num_samples"] == config.num_samples
 
 
 def test_evaluator_compares_with_the_latest_blessed_model(components):
@@ -93,7 +96,7 @@ def test_the_auc_floor_gates_the_overall_slice_only():
 def test_pipeline_carries_beam_args(tmp_path):
     config = PipelineConfig(pipeline_root=str(tmp_path),
                             beam_pipeline_args=["--direct_num_workers=2"])
-    dag = create_pipeline(config, schema_file="/s/schema.pbtxt")
+    dag = create_pipeline(config)
     assert dag.beam_pipeline_args == ["--direct_num_workers=2"]
     assert not dag.enable_cache
 

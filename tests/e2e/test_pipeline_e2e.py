@@ -20,7 +20,7 @@ from simulator.report import roc_auc
 
 pytestmark = pytest.mark.e2e
 
-ALL_COMPONENTS = {"FeedbackExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+ALL_COMPONENTS = {"FeedbackExampleGen", "StatisticsGen", "CuratedSchemaGen", "ExampleValidator",
                   "AnomaliesGate", "Transform", "Trainer", "Evaluator", "Pusher"}
 # Small enough for 2 cores; the memory network and FFNs shrunk, the structure intact.
 SMALL_MODEL = {"memory_slots": 32, "memory_dim": 16, "ffn_units": 64,
