@@ -18,6 +18,17 @@ TARGET_ITEM_PARTS = {"item": ITEM_ID, "cate": CATE_ID, "brand": BRAND_ID}
 PID = "pid"
 PRICE = "price"
 LABEL = "label"
+TIMESTAMP = "timestamp"
+PROFILE_PREFIX = "profile_"
+
+
+def profile_feature(field: str) -> str:
+    """Feature name of a profile field: profile_feature('age_level') == 'profile_age_level'.
+
+    Raw and transformed features share the name, so a ModelConfig's `user_fields` keys are
+    these names.
+    """
+    return PROFILE_PREFIX + field
 
 
 def seq(feedback: str, part: str) -> str:

@@ -23,31 +23,20 @@ included. Why not FixedLenFeature([]) for the always-present scalars:
 * it is what TensorFlow Transform derives from the curated schema (schema/schema.pbtxt has
   no `shape`, so `schema_utils.schema_as_feature_spec` gives VarLenFeature for every
   feature); parsing with this spec at serving time hands the Transform graph exactly the
-  tensors it saw during analysis (models/schema_util_test.py checks the two agree);
+  tensors it saw during analysis (components/curated_schema_gen/schema_test.py checks the two agree);
 * a serving request that leaves out a feature (a price, a profile field) still parses; the
   Transform graph maps the missing value to 0 (no value) or, for the price, to the mean.
   Completeness of the training and eval data is TFDV's job (schema presence constraints).
 """
 from typing import Dict, Iterable, Sequence
 
+from feedback_contract import PROFILE_PREFIX, TIMESTAMP, profile_feature  # noqa: F401
 from models import features as F
-
-PROFILE_PREFIX = "profile_"
-TIMESTAMP = "timestamp"
 
 # The profile columns of the public Tianchi user_profile.csv, which the simulator copies.
 # Datasets in the canonical layout may have any others (LogFiles.profile_fields).
 TAOBAO_PROFILE_FIELDS = ("cms_segid", "cms_group_id", "final_gender_code", "age_level",
                          "pvalue_level", "shopping_level", "occupation", "new_user_class_level")
-
-
-def profile_feature(field: str) -> str:
-    """Feature name of a profile field: profile_feature('age_level') == 'profile_age_level'.
-
-    Raw and transformed features share the name, so a ModelConfig's `user_fields` keys are
-    these names.
-    """
-    return PROFILE_PREFIX + field
 
 
 def profile_features(feature_names: Iterable[str]) -> list:

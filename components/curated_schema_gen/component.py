@@ -3,7 +3,7 @@
 The schema the ExampleValidator checks the examples against (schema/schema.pbtxt) depends
 on the run: T (`max_seq_len`) bounds every `*_seq` feature, K (`num_samples`) every
 `*_samples` feature, and canonical logs may have other profile columns or pid values
-(models/schema_util.customise_schema). TFX's ImportSchemaGen can only copy a file that
+(schema.py, customise_schema). TFX's ImportSchemaGen can only copy a file that
 already holds the rendered schema, so it had to be rendered before the pipeline was built:
 locally into the pipeline root, for Kubeflow into the image, once per T x K, with no way to
 pass profile fields or pid values. This step renders it where it runs, from the template
@@ -19,6 +19,8 @@ from typing import List, Optional
 from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
+
+from components.curated_schema_gen.schema import SCHEMA_TEMPLATE, render_schema
 
 SCHEMA_FILE = "schema.pbtxt"     # where ImportSchemaGen puts it, and the AnomaliesGate reads it
 
@@ -40,14 +42,13 @@ def decode_list(text: str, name: str) -> Optional[List[str]]:
 def render(template: str, max_seq_len: int, num_samples: int, profile_fields_json: str,
            pid_values_json: str, out_dir: str) -> str:
     """Writes the rendered schema to out_dir/schema.pbtxt; returns its path."""
-    from models import schema_util
     path = os.path.join(out_dir, SCHEMA_FILE)
-    schema_util.render_schema(
-        max_seq_len, num_samples, path, template=template or schema_util.SCHEMA_TEMPLATE,
+    render_schema(
+        max_seq_len, num_samples, path, template=template or SCHEMA_TEMPLATE,
         profile_fields=decode_list(profile_fields_json, "profile_fields_json"),
         pid_values=decode_list(pid_values_json, "pid_values_json"))
     logging.info("CuratedSchemaGen: %s rendered for T=%d, K=%d, profile fields %s, pid "
-                 "values %s -> %s", template or schema_util.SCHEMA_TEMPLATE, max_seq_len,
+                 "values %s -> %s", template or SCHEMA_TEMPLATE, max_seq_len,
                  num_samples, profile_fields_json, pid_values_json, path)
     return path
 

@@ -6,7 +6,7 @@ from tfx.utils import io_utils
 from components.anomalies_gate import component as anomalies_gate
 from components.curated_schema_gen.component import (SCHEMA_FILE, CuratedSchemaGen, decode_list,
                                                     encode_list, render)
-from models import schema_util
+from components.curated_schema_gen import schema as schema_util
 
 
 def _read(path):

@@ -33,8 +33,8 @@ from components.feedback_example_gen.readers import CLICK, Event, FEEDBACK_VALUE
 import feedback_contract as F
 
 TRAIN, EVAL = "train", "eval"
-TIMESTAMP = "timestamp"
-PROFILE_PREFIX = "profile_"
+TIMESTAMP = F.TIMESTAMP
+profile_feature = F.profile_feature
 
 
 class HistoryConfig(NamedTuple):
@@ -144,10 +144,6 @@ class _TypedHistory:
 SEQ_NAMES = {(f, p): F.seq(f, p) for f in FEEDBACK_VALUES for p in F.ITEM_PARTS}
 SAMPLE_NAMES = {(f, p): F.sample(f, p) for f in FEEDBACK_VALUES for p in F.ITEM_PARTS}
 FULL_LENGTH_NAMES = {f: F.full_length(f) for f in FEEDBACK_VALUES}
-
-
-def profile_feature(field: str) -> str:
-    return PROFILE_PREFIX + field
 
 
 def build_user_examples(user_id: str, events: Iterable[Event],

@@ -3,15 +3,14 @@
 schema/schema.pbtxt describes the feedback-history ExampleGen's output for the simulator and
 the Tianchi data with T = 100 and K = 5. A pipeline runs with its own T (`max_seq_len`) and
 K (`num_samples`), so the bounds that depend on them — the maximum number of values of every
-`*_seq` feature (T) and of every `*_samples` feature (K) — are set here, and the result is
-written where the pipeline's ImportSchemaGen (or a TFDV check) reads it. For a dataset in the
-canonical layout, the profile fields and the pid domain can be replaced too.
+`*_seq` feature (T) and of every `*_samples` feature (K) — are set here; the pipeline's
+CuratedSchemaGen step (component.py) writes the result where ExampleValidator, Transform and
+Trainer read it. For a dataset in the canonical layout, the profile fields and the pid domain
+can be replaced too.
 
 The template is found relative to this file, `<repo>/schema/schema.pbtxt`
-(Path(__file__).parents[1]): schema/ is data, not a Python package, so it is not installed
-with the `models` package. Render the schema where the repository is checked out (when the
-pipeline is defined, before it is compiled or run) and ship the rendered file, or pass
-`template` explicitly.
+(Path(__file__).parents[2]): schema/ is data, not a Python package, so it comes with the
+checkout (the local venv and the image install the repository in place), or pass `template`.
 """
 import copy
 import os
@@ -21,10 +20,9 @@ from typing import Optional, Sequence
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from models.features import PID
-from models.raw_features import PROFILE_PREFIX, profile_feature
+from feedback_contract import PID, PROFILE_PREFIX, profile_feature
 
-SCHEMA_TEMPLATE = Path(__file__).resolve().parents[1] / "schema" / "schema.pbtxt"
+SCHEMA_TEMPLATE = Path(__file__).resolve().parents[2] / "schema" / "schema.pbtxt"
 SEQUENCE_SUFFIX = "_seq"
 SAMPLES_SUFFIX = "_samples"
 

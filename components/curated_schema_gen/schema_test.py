@@ -1,4 +1,4 @@
-"""Tests of the curated schema (schema/schema.pbtxt) and models/schema_util.py.
+"""Tests of the curated schema (schema/schema.pbtxt) and components/curated_schema_gen/schema.py.
 
 The schema is checked against REAL output of the feedback-history ExampleGen on a tiny
 simulated log (no anomalies), and against deliberately broken examples (anomalies naming
@@ -20,7 +20,7 @@ from tfx_bsl.coders import example_coder
 from components.feedback_example_gen.component import FeedbackLogReport
 from components.feedback_example_gen.executor import Executor
 from models import features as F
-from models import schema_util
+from components.curated_schema_gen import schema as schema_util
 from models.raw_features import TAOBAO_PROFILE_FIELDS, raw_feature_spec
 
 T, K = 10, 3
