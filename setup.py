@@ -26,6 +26,7 @@ setup(
             "dumn-simulate=simulator.cli:main",
             "dumn-pipeline=pipeline.local_runner:main",
             "dumn-kubeflow=kubeflow.runner:main",
+            "dumn-report=pipeline.report.cli:main",
         ],
     },
 )

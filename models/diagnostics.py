@@ -118,3 +118,60 @@ def memory_diagnostics_callback(log_dir: str, features, every_steps: int = 100):
             self._write(self._step)
 
     return MemoryDiagnosticsCallback()
+
+
+# Most points per group in `projections` (the report draws each as an SVG circle).
+MAX_POINTS_PER_GROUP = 300
+
+
+def _pca_2d(blocks):
+    """The rows of every array in `blocks` projected on the first two principal components
+    of all of them together (one shared plane, so distances compare across blocks)."""
+    stacked = np.concatenate(blocks, axis=0).astype(np.float64)
+    centre = stacked.mean(axis=0)
+    _, _, vt = np.linalg.svd(stacked - centre, full_matrices=False)
+    basis = vt[:2].T if vt.shape[0] >= 2 else np.pad(vt.T, ((0, 0), (0, 2 - vt.shape[0])))
+    return [(block.astype(np.float64) - centre) @ basis for block in blocks]
+
+
+def projections(model, features, user_ids, users: int = 6,
+                min_impressions: int = 3) -> Dict[str, Dict[str, list]]:
+    """2-D views in the style of the paper's Fig. 3 and 4, for the report.
+
+    * `feedback` (Fig. 3): the short-term representations of each feedback channel before
+      (f_x, 'click raw') and after purification (f^o_x, 'click purified'), of the examples
+      whose channel holds at least one event, on one PCA plane;
+    * `long_term` (Fig. 4): the long-term interest r read from the click memory for the
+      `users` users with the most impressions (at least `min_impressions`) in `features`,
+      on one PCA plane; empty for a model without memories.
+
+    `user_ids` [B] labels the examples (the transformed user index). PCA, not the paper's
+    unstated reduction: linear, deterministic, and distances along it are real distances.
+    """
+    out = model(features, training=False, return_aux=True)
+    names, blocks = [], []
+    for channel, raw in sorted(out.get("short_term_raw", {}).items()):
+        raw = raw.numpy()
+        purified = out["short_term"][channel].numpy()
+        real = np.linalg.norm(raw, axis=1) > 1e-6          # an empty history pools to 0
+        if not real.any():
+            continue
+        names += ["%s raw" % channel, "%s purified" % channel]
+        blocks += [raw[real][:MAX_POINTS_PER_GROUP], purified[real][:MAX_POINTS_PER_GROUP]]
+    result = {"feedback": {}, "long_term": {}}
+    if blocks:
+        for name, points in zip(names, _pca_2d(blocks)):
+            result["feedback"][name] = points.round(4).tolist()
+    reads = out.get("long_term") or {}
+    read = reads.get("click", next(iter(reads.values()), None))
+    if read is not None:
+        read = read.numpy()
+        ids = np.asarray(user_ids).reshape(-1)
+        chosen, counts = np.unique(ids, return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        chosen = [chosen[i] for i in order[:users] if counts[i] >= min_impressions]
+        if chosen:
+            groups = [read[ids == user][:MAX_POINTS_PER_GROUP] for user in chosen]
+            for user, points in zip(chosen, _pca_2d(groups)):
+                result["long_term"]["user %s" % user] = points.round(4).tolist()
+    return result

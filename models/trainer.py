@@ -27,11 +27,14 @@ from models import features as F
 from models import example_order
 from models import preprocessing
 from models.config import ModelConfig
-from models.diagnostics import memory_diagnostics_callback
+from models.diagnostics import memory_diagnostics_callback, projections
 from models.progress import progress_callback
 from models.model_factory import build_compiled_model
 
 REQUIRED_SERVING_IDS = (F.USER_ID, F.ITEM_ID)
+# File in the ModelRun folder with the 2-D projections the run report draws.
+PROJECTIONS_FILE = "projections.json"
+PROJECTION_BATCHES = 8
 
 
 def model_config_from(custom_config: Dict[str, Any],
@@ -201,8 +204,29 @@ def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
     model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1,
               validation_data=evaluation, validation_steps=fn_args.eval_steps,
               callbacks=[tensorboard, diagnostics, progress], verbose=2)
+    write_projections(model, evaluation, os.path.join(fn_args.model_run_dir, PROJECTIONS_FILE))
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     logging.info("run_fn: exported to %s", fn_args.serving_model_dir)
+
+
+def write_projections(model, evaluation: tf.data.Dataset, path: str,
+                      batches: int = PROJECTION_BATCHES) -> None:
+    """The report's 2-D views of the trained model (models/diagnostics.projections) on the
+    first `batches` eval batches, as JSON. A failure is logged, not raised: the model is
+    trained and exported all the same, and the report says the views are missing."""
+    import json
+    try:
+        parts = [features for features, _ in evaluation.take(batches)]
+        features = {name: tf.concat([part[name] for part in parts], axis=0)
+                    for name in parts[0]}
+        views = projections(model, features, features[F.USER_ID].numpy())
+        views["examples"] = int(features[F.USER_ID].shape[0])
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(views, f)
+        logging.info("run_fn: projections of %d eval examples written to %s",
+                     views["examples"], path)
+    except Exception:  # noqa: BLE001 (a report view must not fail a trained model)
+        logging.warning("run_fn: no projections for the report", exc_info=True)
 
 
 def score_serialized(saved_model_dir: str, serialized: Iterable[bytes]):

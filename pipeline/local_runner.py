@@ -140,7 +140,23 @@ def run(config: PipelineConfig, enable_cache: bool = False):
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             metadata_path))
     tfx.orchestration.LocalDagRunner().run(dag)
-    return read_run_result(metadata_path, started_ms), metadata_path
+    result = read_run_result(metadata_path, started_ms)
+    result.report_path = write_run_report(os.path.dirname(metadata_path))
+    return result, metadata_path
+
+
+def write_run_report(output_root: str):
+    """The HTML report of the run that just ended (the latest in the metadata), or None
+    with a warning when it cannot be built: the model is trained, evaluated and pushed all
+    the same, and `dumn-report` can build the report again."""
+    from pipeline.report.render import write_report
+    try:
+        return write_report(output_root)
+    except Exception as error:  # noqa: BLE001 (a report must not fail a finished run)
+        logger.warning("the run report could not be written (%s: %s); the traceback is in "
+                       "the log; `dumn-report %s` tries again", type(error).__name__, error,
+                       output_root, exc_info=True)
+        return None
 
 
 def user_errors() -> tuple:

@@ -62,7 +62,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="Calibration"),
             tfma.MetricConfig(class_name="MeanLabel"),
             tfma.MetricConfig(class_name="MeanPrediction"),
+            # The run report's reliability diagram and ROC curve (pipeline/report).
             tfma.MetricConfig(class_name="CalibrationPlot"),
+            tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
         ])])
 
 

@@ -22,6 +22,8 @@ class RunResult:
     model_uri: Optional[str]
     # Why the Evaluator did not bless (from TFMA's validation result); empty when it did.
     blessing_failures: List[str] = dataclasses.field(default_factory=list)
+    # The run's HTML report (pipeline/report), once written.
+    report_path: Optional[str] = None
 
     def format(self, oracle_auc: Optional[float] = None) -> str:
         lines = ["components run: %s" % ", ".join(
@@ -48,6 +50,8 @@ class RunResult:
             lines.append("pushed to: %s" % self.pushed_destination)
         else:
             lines.append("pushed: no (the model was not blessed)")
+        if self.report_path:
+            lines.append("report: %s" % self.report_path)
         return "\n".join(lines)
 
 

@@ -329,6 +329,7 @@ class _ParseLines(beam.DoFn):
         elif kind in EVENT_KINDS:
             if items:
                 record = _fill_from_item(record, items)
+            counts["events/" + record.feedback] += 1      # events by type, for the report
             if record.is_impression:
                 counts["impressions"] += 1
                 if self._max_time is None or record.timestamp > self._max_time:

@@ -121,6 +121,9 @@ def test_canonical_report_counts_and_bad_rows(canonical_run):
     assert summary.bad_rows == 2
     assert counts["examples_train"] == 2 and counts["examples_eval"] == 2
     assert counts["duplicate_item_rows"] == 1
+    # Events by type (read, not set aside): the category-level click counts as a click.
+    assert {k: v for k, v in counts.items() if k.startswith("events/")} == {
+        "events/click": 3, "events/unclick": 2, "events/like": 1, "events/dislike": 1}
     assert counts["impressions_of_users_without_profile"] == 1
     assert counts["eval_start_timestamp"] == T0 + 7 * DAY
     bad = [json.loads(line) for path in glob.glob(os.path.join(report.uri, "bad_rows*.jsonl"))

@@ -4,7 +4,10 @@ Run 1 trains DUMN, is blessed (no baseline yet, AUC above the floor) and pushed;
 SavedModel scores raw serialized examples. Run 2 trains a deliberately worse model (one step
 at a negligible learning rate) on the same data: it falls below the blessed baseline, so it
 is neither blessed nor pushed. A rerun from scratch on the same data and seed scores the same.
+Each run writes its HTML report, which opens in headless Chromium and says why a model was
+or was not blessed.
 """
+import json
 import glob
 import os
 
@@ -14,6 +17,8 @@ import tensorflow as tf
 
 from pipeline.config import PipelineConfig
 from pipeline.local_runner import run
+from pipeline.report import cli as report_cli
+from pipeline.report.report_test import check_in_browser, needs_chromium
 from simulator.config import SimConfig
 from simulator.dataset import write_dataset
 from simulator.report import roc_auc
@@ -76,6 +81,70 @@ def test_first_run_every_component_ran_and_the_model_was_pushed(first_run, works
     assert first_run.pushed_destination.startswith(str(root / "serving"))
     assert os.path.exists(os.path.join(first_run.pushed_destination, "saved_model.pb"))
     assert "pid=430548_1007" in first_run.slices
+
+
+def _report_figures(report_path):
+    with open(os.path.join(os.path.dirname(report_path), "report.json")) as f:
+        return json.load(f)
+
+
+def test_first_run_report_holds_the_run_from_its_artifacts(first_run, workspace):
+    root, data = workspace
+    assert first_run.report_path == os.path.join(str(root), "report", os.path.basename(
+        os.path.dirname(first_run.report_path)), "index.html")
+    figures = _report_figures(first_run.report_path)
+    evaluation = figures["evaluation"]
+    assert evaluation["blessed"] is True and evaluation["baseline"] is None
+    assert evaluation["pushed_to"] == first_run.pushed_destination
+    candidate = evaluation["candidate"]
+    assert candidate["slices"]["overall"]["auc"] == pytest.approx(first_run.metrics["auc"])
+    assert set(candidate["slices"]) == {"overall"} | set(first_run.slices)
+    # The ROC curve drawn is TFMA's: its area is the eval AUC up to the threshold grid.
+    roc = np.array(candidate["roc"])
+    area = float(np.sum(np.diff(roc[:, 0]) * (roc[1:, 1] + roc[:-1, 1]) / 2))
+    assert area == pytest.approx(first_run.metrics["auc"], abs=0.01)
+    # Reliability bins: their examples add up to the eval split, their mean to TFMA's.
+    bins = candidate["calibration"]
+    n = sum(b["examples"] for b in bins)
+    assert n == candidate["slices"]["overall"]["example_count"]
+    assert sum(b["mean_prediction"] * b["examples"] for b in bins) / n == pytest.approx(
+        first_run.metrics["mean_prediction"], rel=1e-3)
+    # Data: events by type add up to the event lines read (the simulator writes no bad
+    # row), examples per split to the Examples the Evaluator read.
+    counts = figures["data"]["counts"]
+    lines = sum(v for k, v in counts.items() if k.startswith("lines/events"))
+    assert sum(figures["data"]["events_by_type"].values()) == lines
+    assert figures["data"]["examples_by_split"] == {
+        "train": counts["examples_train"], "eval": counts["examples_eval"]}
+    assert set(figures["data"]["history_lengths"]) == {"click", "unclick", "like", "dislike"}
+    # Training: curves and memory diagnostics from TensorBoard, projections from the Trainer.
+    training = figures["training"]
+    assert [p[0] for p in training["curves"]["train/batch_loss"]] == [50, 100, 150, 200, 250,
+                                                                      300]
+    assert set(training["memory"]) == {"click", "unclick", "like", "dislike"}
+    assert all(f["slot_cosine"][-1][1] < 0.5 for f in training["memory"].values())
+    assert training["projections"]["long_term"], "no user with repeat eval impressions"
+    assert figures["oracle_auc"] > first_run.metrics["auc"]
+
+
+@needs_chromium
+def test_first_run_report_opens_in_a_browser(first_run):
+    # ROC, reliability, loss, AUC, slot similarity, Fig. 3 and 4 views, events, histories.
+    check_in_browser(first_run.report_path, charts=9)
+
+
+def test_dumn_report_rebuilds_a_past_run(first_run, workspace, capsys):
+    root, _ = workspace
+    run_id = os.path.basename(os.path.dirname(first_run.report_path))
+    with open(first_run.report_path) as f:
+        written = f.read()
+    os.remove(first_run.report_path)
+    assert report_cli.main([str(root), "--run", run_id]) == 0
+    assert capsys.readouterr().out.strip() == "report: %s" % first_run.report_path
+    with open(first_run.report_path) as f:
+        assert f.read() == written
+    assert report_cli.main([str(root), "--run", "19990101-000000"]) == 2
+    assert "runs: %s" % run_id in capsys.readouterr().err
 
 
 def _last_entry_cut_short(serialized: bytes) -> bytes:
@@ -157,3 +226,11 @@ def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):
     assert result.pushed is False
     pushed_versions = os.listdir(str(root / "serving"))
     assert len(pushed_versions) == 1
+    # Its report compares it with the blessed baseline and says why it was not blessed.
+    evaluation = _report_figures(result.report_path)["evaluation"]
+    assert evaluation["blessed"] is False and evaluation["pushed"] is False
+    assert evaluation["reasons"] == result.blessing_failures
+    assert evaluation["baseline"]["slices"]["overall"]["auc"] == pytest.approx(
+        first_run.metrics["auc"], abs=1e-6)
+    with open(result.report_path) as f:
+        assert "Not blessed</b>: AUC is " in f.read()

@@ -178,3 +178,44 @@ def test_training_progress_lines(caplog):
         "Trainer step 2/5", "Trainer step 4/5", "Trainer step 5/5"]
     assert all(" loss " in line and " auc " in line and line.endswith("examples/s")
                for line in lines)
+
+
+def test_pca_projection_keeps_points_that_lie_on_a_plane_exactly():
+    from models.diagnostics import _pca_2d
+
+    rng = np.random.default_rng(4)
+    plane = rng.normal(size=(2, 6))                   # a 2-D plane in 6-D, off the origin
+    coefficients = [rng.normal(size=(n, 2)) for n in (30, 20)]
+    blocks = [c @ plane + 5.0 for c in coefficients]
+    projected = _pca_2d(blocks)
+    assert [p.shape for p in projected] == [(30, 2), (20, 2)]
+    # A rigid map of the plane: every pairwise distance is kept.
+    original = np.concatenate(blocks)
+    flat = np.concatenate(projected)
+    d_original = np.linalg.norm(original[:, None] - original[None], axis=-1)
+    d_flat = np.linalg.norm(flat[:, None] - flat[None], axis=-1)
+    np.testing.assert_allclose(d_flat, d_original, atol=1e-8)
+
+
+def test_projections_show_each_channel_raw_and_purified_and_the_reads_of_repeat_users():
+    from models.diagnostics import projections
+    from models.dumn import build_dumn
+    from models.testing_utils import as_tensors, random_features, tiny_config
+
+    config = tiny_config(memory_slots=16)
+    model = build_dumn(config)
+    features = random_features(config, 40, seed=5, min_len=1)
+    users = np.repeat(np.arange(8), 5)                   # 8 users, 5 impressions each
+    users[-3:] = [100, 101, 102]                         # three users seen once
+    views = projections(model, as_tensors(features), users, users=6, min_impressions=3)
+    assert set(views["feedback"]) == {"%s %s" % (c, k) for c in
+                                      ("click", "unclick", "like", "dislike")
+                                      for k in ("raw", "purified")}
+    assert all(len(points) == 40 and len(points[0]) == 2
+               for points in views["feedback"].values())
+    # The six users with the most impressions; those seen once never qualify.
+    assert sorted(views["long_term"]) == ["user %d" % u for u in range(6)]
+    assert [len(p) for p in views["long_term"].values()] == [5, 5, 5, 5, 5, 5]
+    # A model without memories has no long-term view.
+    no_memory = build_dumn(tiny_config(use_memory=False, triplet_loss=False))
+    assert projections(no_memory, as_tensors(features), users)["long_term"] == {}
