@@ -137,6 +137,17 @@ def test_every_input_is_wired_to_the_same_output_as_locally(vertex, local):
         assert wired == local_inputs, component.id
 
 
+def test_warm_start_compiles_with_the_resolver_feeding_the_trainer(tmp_path_factory):
+    from pipeline.pipeline import RESOLVER_ID
+    out, _ = _compile(tmp_path_factory, "warm", ["--warm-start", "--window-days", "5"])
+    with open(out) as f:
+        spec = yaml.safe_load(f)
+    tasks = spec["root"]["dag"]["tasks"]
+    base = tasks["Trainer"]["inputs"]["artifacts"]["base_model"]["taskOutputArtifact"]
+    assert _node_of(base["producerTask"]) == RESOLVER_ID
+    assert _param(spec, "FeedbackExampleGen", "window_days") == 5
+
+
 def test_the_baseline_model_comes_from_the_latest_blessed_model_resolver(vertex):
     from pipeline.pipeline import RESOLVER_ID
     _, _, spec = vertex
@@ -414,7 +425,8 @@ EVERY_KNOB_ARGV = [
     "--pid-values", "", "--max-seq-len", "50", "--num-samples", "3", "--eval-days", "2",
     "--eval-start", "1494000000", "--max-bad-row-fraction", "0.02",
     "--max-days-from-median", "40", "--min-eval-examples", "7", "--drop-duplicate-events",
-    "--ignore-unknown-files", "--seed", "3", "--num-oov-buckets", "4", "--model", "din",
+    "--ignore-unknown-files", "--window-days", "6", "--warm-start", "--seed", "3",
+    "--num-oov-buckets", "4", "--model", "din",
     "--train-steps", "11", "--eval-steps", "12", "--batch-size", "13",
     "--model-override", "embedding_l2=0.01", "--auc-floor", "0.55",
     "--auc-max-regression", "0.02", "--beam-arg=--runner=FlinkRunner"]

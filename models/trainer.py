@@ -30,11 +30,14 @@ from models.config import ModelConfig
 from models.diagnostics import memory_diagnostics_callback, projections
 from models.progress import progress_callback
 from models.model_factory import build_compiled_model
+from models.warm_start import warm_start
 
 REQUIRED_SERVING_IDS = (F.USER_ID, F.ITEM_ID)
 # File in the ModelRun folder with the 2-D projections the run report draws.
 PROJECTIONS_FILE = "projections.json"
 PROJECTION_BATCHES = 8
+# TensorBoard folder (in the ModelRun) of the loss before training, cold or warm start.
+START_LOG = "start"
 
 
 def model_config_from(custom_config: Dict[str, Any],
@@ -193,8 +196,15 @@ def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
                           shuffle=False, seed=config.seed)
     with strategy.scope():
         model = build_compiled_model(config)
-        features, _ = next(iter(train))
+        features, labels = next(iter(train))
         model.build_for_training(features)
+    if fn_args.base_model:
+        warm_start(model, fn_args.base_model, tft_output,
+                   preprocessing.TransformConfig.from_custom_config(custom).num_oov_buckets)
+    elif custom.get("warm_start"):
+        logging.info("run_fn: warm start asked for, but no model is blessed yet: a cold start")
+    write_start_loss(model, features, labels, fn_args.model_run_dir,
+                     "warm" if fn_args.base_model else "cold")
     tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                                  update_freq=50)
     # Slot similarity, addressing entropy and read spread of DUMN's memories (collapse shows
@@ -207,6 +217,23 @@ def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
     write_projections(model, evaluation, os.path.join(fn_args.model_run_dir, PROJECTIONS_FILE))
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     logging.info("run_fn: exported to %s", fn_args.serving_model_dir)
+
+
+def write_start_loss(model, features, labels, model_run_dir: str, start: str) -> float:
+    """The BCE of the first training batch before any step (what a warm start saves), logged
+    and written to TensorBoard as `start/first_batch_bce` (and `start/warm_start`, 1 or 0)
+    at step 0."""
+    probability = model(features, training=False)
+    bce = float(tf.reduce_mean(tf.keras.losses.binary_crossentropy(
+        tf.cast(tf.reshape(labels, [-1, 1]), tf.float32), tf.reshape(probability, [-1, 1]))))
+    writer = tf.summary.create_file_writer(os.path.join(model_run_dir, START_LOG))
+    with writer.as_default():
+        tf.summary.scalar("first_batch_bce", bce, step=0)
+        tf.summary.scalar("warm_start", 1.0 if start == "warm" else 0.0, step=0)
+    writer.flush()
+    logging.info("run_fn: BCE of the first training batch before training: %.4f (%s start)",
+                 bce, start)
+    return bce
 
 
 def write_projections(model, evaluation: tf.data.Dataset, path: str,

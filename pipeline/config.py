@@ -99,6 +99,10 @@ class PipelineConfig:
         "(timestamp_out_of_range); default: derived from the data, the larger of 30 days and "
         "twice the span of the middle 80%% of the event times", None, metavar="DAYS")
     min_eval_examples: int = knob("stop the run when the eval split holds fewer examples", 100)
+    window_days: int = knob(
+        "a rolling training window: train on the impressions of the last DAYS days before the "
+        "eval split only (earlier impressions form no example, counted in the summary; their "
+        "events stay in later histories); 0 = every day", 0, metavar="DAYS")
     drop_duplicate_events: bool = knob(
         "drop exact repeats of an event (same fields, same second) instead of keeping them as "
         "the log has them; counted in the summary either way", False)
@@ -117,6 +121,10 @@ class PipelineConfig:
     train_steps: int = knob("Trainer steps", 500)
     eval_steps: int = knob("Trainer eval steps", 100)
     batch_size: int = knob("Trainer batch size", 256)
+    warm_start: bool = knob(
+        "initialise the Trainer from the latest blessed model (weights and memories; "
+        "embedding rows matched by id across the two runs' vocabularies) instead of from "
+        "scratch; a cold start when no model is blessed yet", False)
     model_overrides: Dict[str, Any] = knob(
         "a ModelConfig setting, e.g. orthogonal_mapping=false (repeatable); the value is read "
         "as the setting's type (booleans true/false; lists [200,80] or 200,80) and the whole "
@@ -160,6 +168,8 @@ class PipelineConfig:
             errors.append("max_days_from_median must be >= 1 day (or None: derived)")
         if self.min_eval_examples < 1:
             errors.append("min_eval_examples must be >= 1")
+        if self.window_days < 0:
+            errors.append("window_days must be >= 1 day (or 0: every day)")
         if self.train_steps < 1 or self.eval_steps < 1 or self.batch_size < 1:
             errors.append("train_steps, eval_steps and batch_size must be >= 1")
         if not 0.0 <= self.max_bad_row_fraction <= 1.0:
@@ -195,7 +205,7 @@ class PipelineConfig:
                   "num_triplet_samples": self.num_samples, "seed": self.seed}
         config.update(self.model_overrides)
         return {"model_config": config, "batch_size": self.batch_size,
-                "num_oov_buckets": self.num_oov_buckets}
+                "num_oov_buckets": self.num_oov_buckets, "warm_start": self.warm_start}
 
     def transform_custom_config(self) -> Dict[str, Any]:
         return {"max_seq_len": self.max_seq_len, "num_samples": self.num_samples,

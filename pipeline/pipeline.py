@@ -79,7 +79,8 @@ def create_components(config: PipelineConfig) -> List:
         eval_fraction=config.eval_fraction,
         max_days_from_median=config.max_days_from_median,
         min_eval_examples=config.min_eval_examples,
-        drop_duplicate_events=config.drop_duplicate_events)
+        drop_duplicate_events=config.drop_duplicate_events,
+        window_days=config.window_days)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(
         template=config.schema_path, max_seq_len=config.max_seq_len,
@@ -94,19 +95,22 @@ def create_components(config: PipelineConfig) -> List:
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN, custom_config=config.transform_custom_config())
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=validated_schema,
-        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
-        custom_config=config.trainer_custom_config())
+    # The latest blessed model: the Evaluator's baseline, and with warm_start the Trainer's
+    # starting point (TFX's base_model; empty on the first run, which then starts cold).
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=validated_schema,
+        base_model=model_resolver.outputs["model"] if config.warm_start else None,
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=config.trainer_custom_config())
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],

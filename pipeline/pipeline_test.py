@@ -56,6 +56,19 @@ def test_evaluator_compares_with_the_latest_blessed_model(components):
     assert "/serving" in c["Pusher"].exec_properties["push_destination"]
 
 
+def test_warm_start_gives_the_trainer_the_latest_blessed_model_and_the_window_its_days(
+        tmp_path):
+    cold = {c.id: c for c in create_components(PipelineConfig(pipeline_root=str(tmp_path)))}
+    assert "base_model" not in cold["Trainer"].inputs
+    assert cold["FeedbackExampleGen"].exec_properties["window_days"] == 0
+    warm = {c.id: c for c in create_components(PipelineConfig(
+        pipeline_root=str(tmp_path), warm_start=True, window_days=6))}
+    assert producer(warm["Trainer"].inputs["base_model"]) == RESOLVER_ID
+    assert producer(warm["Evaluator"].inputs["baseline_model"]) == RESOLVER_ID
+    assert '"warm_start": true' in warm["Trainer"].exec_properties["custom_config"]
+    assert warm["FeedbackExampleGen"].exec_properties["window_days"] == 6
+
+
 def test_blessing_rule_and_slices():
     config = eval_config(PipelineConfig(auc_floor=0.62, auc_max_regression=0.01))
     spec = config.model_specs[0]

@@ -362,9 +362,10 @@ class _BuildUserExamples(beam.DoFn):
     """
 
     def __init__(self, profile_fields: Tuple[str, ...], max_seq_len: int, num_samples: int,
-                 seed: int, drop_duplicate_events: bool = False):
+                 seed: int, drop_duplicate_events: bool = False, window_days: int = 0):
         super().__init__()
         self._drop_duplicates = drop_duplicate_events
+        self._window_days = window_days
         self._profile_fields = profile_fields
         self._max_seq_len = max_seq_len
         self._num_samples = num_samples
@@ -401,8 +402,15 @@ class _BuildUserExamples(beam.DoFn):
             events, impressions = unique, impressions - dropped_impressions
         if not impressions:
             return
+        # A rolling training window: impressions more than window_days days before the
+        # eval split form no example (counted; their events stay in later histories).
+        train_start = eval_start - self._window_days * SECONDS_PER_DAY if self._window_days else 0
+        if train_start:
+            yield beam.pvalue.TaggedOutput("counts", (
+                "impressions_before_window",
+                sum(1 for e in events if e.is_impression and e.timestamp < train_start)))
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
-                                       eval_start)
+                                       eval_start, train_start)
         produced = {history.TRAIN: 0, history.EVAL: 0}
         clicks = {history.TRAIN: 0, history.EVAL: 0}
         without_category = 0
@@ -446,9 +454,10 @@ class BuildFeedbackExamples(beam.PTransform):
                  eval_start_override: Optional[int] = None,
                  eval_fraction: Optional[float] = None,
                  time_window: Optional[readers.TimeWindow] = None,
-                 drop_duplicate_events: bool = False):
+                 drop_duplicate_events: bool = False, window_days: int = 0):
         super().__init__()
         self._time_window = time_window
+        self._window_days = window_days
         self._drop_duplicates = drop_duplicate_events
         self._files = log_files
         self._report_dir = report_dir
@@ -537,7 +546,8 @@ class BuildFeedbackExamples(beam.PTransform):
                  | "GroupByUser" >> beam.GroupByKey()
                  | "BuildExamples" >> beam.ParDo(
                      _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
-                                        self._num_samples, self._seed, self._drop_duplicates),
+                                        self._num_samples, self._seed, self._drop_duplicates,
+                                        self._window_days),
                      eval_start=beam.pvalue.AsSingleton(eval_start)).with_outputs(
                          "counts", history.TRAIN, history.EVAL))
         counts.append(built.counts)
@@ -599,7 +609,8 @@ class LogSummary(NamedTuple):
                              readers.utc_date(c["time_window_end"]), c["time_window_days"]))
         for role, (bad, n, fraction) in sorted(self.role_bad_row_fractions().items()):
             lines.append("  %s files: %d lines, %d bad (%.4f%%)" % (role, n, bad, 100 * fraction))
-        for key in ("history_only_events", "duplicate_events", "duplicate_events_dropped",
+        for key in ("history_only_events", "impressions_before_window",
+                    "duplicate_events", "duplicate_events_dropped",
                     "duplicate_impressions_dropped", "duplicate_item_rows",
                     "duplicate_profile_rows",
                     "impressions_without_category", "impressions_of_users_without_profile"):

@@ -44,6 +44,8 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         "max_days_from_median": ExecutionParameter(type=int, optional=True),
         "min_eval_examples": ExecutionParameter(type=int, optional=True),
         "drop_duplicate_events": ExecutionParameter(type=int, optional=True),
+        # Training examples from the last this many days before the eval split; 0 = all.
+        "window_days": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -64,7 +66,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
                  seed: int = 0, max_bad_row_fraction: float = 0.01,
                  ignore_unknown_files: bool = False, eval_fraction: Optional[float] = None,
                  max_days_from_median: Optional[int] = None, min_eval_examples: int = 100,
-                 drop_duplicate_events: bool = False):
+                 drop_duplicate_events: bool = False, window_days: int = 0):
         """
         Args:
           input_base: folder of the logs (local path, gs://, s3:// ...).
@@ -88,6 +90,10 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
           min_eval_examples: the run stops when the eval split holds fewer examples.
           drop_duplicate_events: drop exact repeats of an event (same fields, same second)
             instead of keeping them; counted in the log report either way.
+          window_days: a rolling training window: the train split holds the impressions of
+            the last this many days before the eval split (0: every day). Earlier
+            impressions form no example (counted as impressions_before_window) but their
+            events stay in the histories of later examples.
         """
         if max_seq_len < 1 or num_samples < 0 or eval_days < 1:
             raise ValueError("need max_seq_len >= 1, num_samples >= 0 and eval_days >= 1")
@@ -101,6 +107,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             raise ValueError("max_days_from_median must be >= 1 day (or None: derived)")
         if min_eval_examples < 1:
             raise ValueError("min_eval_examples must be >= 1")
+        if window_days < 0:
+            raise ValueError("window_days must be >= 1 day (or 0: every day)")
         spec = FeedbackExampleGenSpec(
             input_base=input_base, layout=layout, max_seq_len=max_seq_len,
             num_samples=num_samples, eval_days=eval_days,
@@ -112,6 +120,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             max_days_from_median=int(max_days_from_median or 0),
             min_eval_examples=int(min_eval_examples),
             drop_duplicate_events=int(bool(drop_duplicate_events)),
+            window_days=int(window_days),
             examples=types.Channel(type=standard_artifacts.Examples),
             log_report=types.Channel(type=FeedbackLogReport))
         super().__init__(spec=spec)

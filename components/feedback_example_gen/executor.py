@@ -63,7 +63,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 eval_start_override=override,
                 eval_fraction=exec_properties.get("eval_fraction") or None,
                 time_window=window,
-                drop_duplicate_events=bool(exec_properties.get("drop_duplicate_events")))
+                drop_duplicate_events=bool(exec_properties.get("drop_duplicate_events")),
+                window_days=int(exec_properties.get("window_days") or 0))
             for split, serialized in splits.items():
                 # Written as they come, without TFX's WriteSplit Reshuffle: that shuffle
                 # makes the runner hold every example at once (about 3 KB each at T = 100,
@@ -126,8 +127,11 @@ def check_summary(summary: beam_steps.LogSummary, max_bad_row_fraction: float,
     checks = [("events read", read_events, "events after the group-by-user shuffle",
                c.get("events_grouped", 0)),
               ("impressions read" + (" less the repeats dropped"
-                                     if c.get("duplicate_impressions_dropped") else ""),
-               c.get("impressions", 0) - c.get("duplicate_impressions_dropped", 0),
+                                     if c.get("duplicate_impressions_dropped") else "")
+               + (" less those before the training window"
+                  if c.get("impressions_before_window") else ""),
+               c.get("impressions", 0) - c.get("duplicate_impressions_dropped", 0)
+               - c.get("impressions_before_window", 0),
                "examples built", sum(c.get("examples_" + split, 0) for split in SPLITS))]
     for before_name, before, after_name, after in checks:
         if before != after:

@@ -42,6 +42,9 @@ class HistoryConfig(NamedTuple):
     num_samples: int = 5            # K
     seed: int = 0
     eval_start_timestamp: int = 2 ** 62  # impressions at or after this time form the eval split
+    # Impressions before this time form no example (a rolling training window,
+    # --window-days); like every event they still join the histories of later ones.
+    train_start_timestamp: int = 0
 
 
 def event_sort_key(event: Event) -> tuple:
@@ -179,7 +182,7 @@ def build_user_examples(user_id: str, events: Iterable[Event],
             end += 1
         merged = None  # the same for every impression of this second; built on first use
         for event in ordered[start:end]:
-            if not event.is_impression:
+            if not event.is_impression or timestamp < config.train_start_timestamp:
                 continue
             example = {
                 F.USER_ID: user_value,

@@ -15,9 +15,10 @@ def ev(ts, feedback, item="", cate="c", brand="b", pid="p1", impression=None, pr
     return Event("u1", item, cate, brand, ts, feedback, pid, impression, price)
 
 
-def build(events, T=100, K=5, seed=0, eval_start=10 ** 12, profile=None, fields=()):
+def build(events, T=100, K=5, seed=0, eval_start=10 ** 12, profile=None, fields=(),
+          train_start=0):
     config = HistoryConfig(max_seq_len=T, num_samples=K, seed=seed,
-                           eval_start_timestamp=eval_start)
+                           eval_start_timestamp=eval_start, train_start_timestamp=train_start)
     return list(build_user_examples("u1", events, profile, fields, config))
 
 
@@ -48,6 +49,24 @@ def test_hand_made_histories_and_ties():
     assert fourth[F.seq("click", "item")] == [b"A", b"C"]
     assert fourth[F.seq("dislike", "item")] == [b"B"]
     assert fourth[F.full_length("click")] == [2]
+
+
+def test_impressions_before_the_training_window_form_no_example_but_stay_history():
+    events = [ev(10, "click", "A"), ev(20, "unclick", "B"), ev(25, "like", "Z"),
+              ev(30, "click", "C"), ev(40, "unclick", "D"), ev(50, "click", "E")]
+    examples = build(events, train_start=30, eval_start=50)
+    # The impressions at 10 and 20 are outside the window: no example of theirs.
+    assert [(split, ex[F.ITEM_ID]) for split, ex in examples] == [
+        (TRAIN, [b"C"]), (TRAIN, [b"D"]), (EVAL, [b"E"])]
+    # Their events still make the histories of the examples in the window.
+    first = examples[0][1]
+    assert first[F.seq("click", "item")] == [b"A"] and first[F.seq("unclick", "item")] == [b"B"]
+    assert first[F.seq("like", "item")] == [b"Z"] and first[F.full_length("unclick")] == [1]
+    # The same examples (features and all) as without a window, less the two before it.
+    unwindowed = {ex[F.ITEM_ID][0]: ex for _, ex in build(events, eval_start=50)}
+    for _, ex in examples:
+        for name in (F.seq("click", "item"), F.seq("unclick", "item"), F.full_length("click")):
+            assert list(ex[name]) == list(unwindowed[ex[F.ITEM_ID][0]][name])
 
 
 def test_most_recent_T_oldest_first_and_full_length():

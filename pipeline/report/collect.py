@@ -298,11 +298,19 @@ def calibration_bins(histogram: dict, bins: int = CALIBRATION_BINS) -> List[dict
 # --- training -----------------------------------------------------------------------------
 
 def _training(run: _Run) -> dict:
-    training = {"curves": {}, "memory": {}, "projections": None, "model_run": None}
+    training = {"curves": {}, "memory": {}, "projections": None, "model_run": None,
+                "base_model": None, "first_batch_bce": None, "warm_start": None}
+    base_model = run.artifact("Trainer", "input", "base_model")
+    if base_model is not None:
+        training["base_model"] = base_model.uri
     model_run = run.artifact("Trainer", "output", "model_run")
     if model_run is None or not os.path.isdir(model_run.uri):
         return training
     training["model_run"] = model_run.uri
+    start = tensorboard_scalars(os.path.join(model_run.uri, "start"))
+    if start.get("first_batch_bce"):
+        training["first_batch_bce"] = start["first_batch_bce"][0][1]
+        training["warm_start"] = bool(start.get("warm_start", [[0, 0.0]])[0][1])
     for folder in ("train", "validation"):
         for tag, points in tensorboard_scalars(os.path.join(model_run.uri, folder)).items():
             if tag.startswith("batch_") or tag.endswith("_vs_iterations"):

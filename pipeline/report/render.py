@@ -176,7 +176,14 @@ def _training(report: RunReport) -> str:
         _curve(curves, {"train/batch_auc": "train AUC",
                         "validation/evaluation_auc_vs_iterations": "eval AUC"},
                "AUC during training", "AUC")]
-    parts = ['<p class="muted">From the Trainer\'s TensorBoard logs in <code>%s</code>.</p>'
+    start = ""
+    if training.get("first_batch_bce") is not None:
+        start = "<p>BCE of the first training batch before training: %s (%s).</p>" % (
+            _number(training["first_batch_bce"]),
+            "warm start from <code>%s</code>" % html.escape(training["base_model"] or "?")
+            if training.get("warm_start") else "cold start")
+    parts = [start,
+             '<p class="muted">From the Trainer\'s TensorBoard logs in <code>%s</code>.</p>'
              % html.escape(training["model_run"]),
              '<div class="charts">%s</div>' % "".join(c for c in charts if c)]
     memory = training["memory"]

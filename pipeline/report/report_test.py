@@ -87,7 +87,8 @@ def _report(blessed=True, baseline=True, views=True) -> RunReport:
             "calibration": [{"mean_prediction": 0.02, "observed_rate": 0.03, "examples": 9.0},
                             {"mean_prediction": 0.2, "observed_rate": 0.15, "examples": 9.0}]}
     curve = [[50, 2.0], [100, 1.9], [150, 1.85]]
-    training = {"model_run": "/runs/Trainer/model_run/8",
+    training = {"model_run": "/runs/Trainer/model_run/8", "base_model": "/m/8",
+                "first_batch_bce": 0.21, "warm_start": True,
                 "curves": {"train/batch_loss": curve, "train/batch_auc": [[50, 0.6], [100, 0.65]],
                            "validation/evaluation_auc_vs_iterations": [[150, 0.66]]},
                 "memory": {"click": {"slot_cosine": [[100, 0.1], [150, 0.12]],
@@ -160,6 +161,7 @@ def test_page_shows_both_models_every_slice_the_decision_and_every_chart():
     assert "pid=430539_1007 8,743 0.6800 0.6900" in text
     assert "history_bucket=0 551 0.7400 0.7500" in text
     assert "84.9% of it" in text                                 # 0.69 / 0.813
+    assert "first training batch before training: 0.2100 (warm start from /m/8)" in text
     # Bad rows escaped, with their example.
     assert "wrong <count>" in text and "wrong &lt;count&gt;" in page
     titles = [s["aria-label"] for s in parsed.svgs]

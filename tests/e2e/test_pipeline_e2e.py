@@ -5,7 +5,9 @@ SavedModel scores raw serialized examples. Run 2 trains a deliberately worse mod
 at a negligible learning rate) on the same data: it falls below the blessed baseline, so it
 is neither blessed nor pushed. A rerun from scratch on the same data and seed scores the same.
 Each run writes its HTML report, which opens in headless Chromium and says why a model was
-or was not blessed.
+or was not blessed. Then one more day of logs arrives: a run on a rolling window warm-starts
+from the blessed model, starts from a lower loss than a cold start, and is pushed only if it
+is not worse than that model.
 """
 import json
 import glob
@@ -32,12 +34,16 @@ SMALL_MODEL = {"memory_slots": 32, "memory_dim": 16, "ffn_units": 64,
                "prediction_units": [64], "embedding_dim": 8}
 
 
+def small_simulation(days=8):
+    return SimConfig(seed=3, num_users=400, num_items=500, num_categories=25, num_brands=60,
+                     days=days)
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = str(root / "data")
-    write_dataset(SimConfig(seed=3, num_users=400, num_items=500, num_categories=25,
-                            num_brands=60, days=8), data, progress=lambda m: None)
+    write_dataset(small_simulation(), data, progress=lambda m: None)
     return root, data
 
 
@@ -234,3 +240,49 @@ def test_a_worse_model_is_neither_blessed_nor_pushed(first_run, workspace):
         first_run.metrics["auc"], abs=1e-6)
     with open(result.report_path) as f:
         assert "Not blessed</b>: AUC is " in f.read()
+
+
+def _start(report_path):
+    training = _report_figures(report_path)["training"]
+    return training["first_batch_bce"], training["warm_start"], training["base_model"]
+
+
+def _train_timestamps(pipeline_root):
+    paths = glob.glob(os.path.join(pipeline_root, "FeedbackExampleGen", "examples", "*",
+                                   "Split-train", "*.gz"))
+    return [tf.train.Example.FromString(r.numpy()).features.feature["timestamp"].int64_list
+            .value[0] for r in tf.data.TFRecordDataset(paths, compression_type="GZIP")]
+
+
+def test_next_day_warm_starts_on_a_rolling_window(first_run, workspace, tmp_path_factory):
+    root, _ = workspace
+    data = str(tmp_path_factory.mktemp("day9") / "data")
+    write_dataset(small_simulation(days=9), data, progress=lambda m: None)
+    window = dict(window_days=6, auc_max_regression=0.0)
+    # A cold start on the same data, in an output folder of its own (no blessed model).
+    elsewhere = tmp_path_factory.mktemp("cold")
+    cold, _ = run(config_for(elsewhere, data, pipeline_root=str(elsewhere / "pipeline"),
+                             serving_model_dir=str(elsewhere / "serving"), **window))
+    warm, _ = run(config_for(root, data, pipeline_root=str(root / "day9"),
+                             serving_model_dir=str(root / "serving"), warm_start=True,
+                             **window))
+    cold_bce, cold_warm, cold_base = _start(cold.report_path)
+    warm_bce, warm_warm, warm_base = _start(warm.report_path)
+    assert (cold_warm, cold_base) == (False, None)
+    # The warm run started from the latest blessed model, which is also its baseline.
+    figures = _report_figures(warm.report_path)
+    assert warm_warm is True
+    assert warm_base == figures["evaluation"]["baseline"]["model"]
+    assert warm_bce < cold_bce, (warm_bce, cold_bce)
+    # Pushed only if not worse than that model on the new eval split (tolerance 0 here).
+    baseline_auc = figures["evaluation"]["baseline"]["slices"]["overall"]["auc"]
+    assert warm.blessed == (warm.metrics["auc"] >= baseline_auc)
+    assert warm.pushed == warm.blessed
+    # The rolling window: 6 training days before the eval day; every impression accounted.
+    counts = figures["data"]["counts"]
+    assert counts["impressions_before_window"] > 0
+    assert (counts["examples_train"] + counts["examples_eval"]
+            + counts["impressions_before_window"]) == counts["impressions"]
+    train_times = _train_timestamps(str(root / "day9"))
+    assert len(train_times) == counts["examples_train"]
+    assert min(train_times) >= counts["eval_start_timestamp"] - 6 * 86400
