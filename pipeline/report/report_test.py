@@ -161,7 +161,7 @@ def test_page_shows_both_models_every_slice_the_decision_and_every_chart():
     assert "pid=430539_1007 8,743 0.6800 0.6900" in text
     assert "history_bucket=0 551 0.7400 0.7500" in text
     assert "84.9% of it" in text                                 # 0.69 / 0.813
-    assert "first training batch before training: 0.2100 (warm start from /m/8)" in text
+    assert "first training batch before training: 0.2100 (warm start from /m/8" in text
     # Bad rows escaped, with their example.
     assert "wrong <count>" in text and "wrong &lt;count&gt;" in page
     titles = [s["aria-label"] for s in parsed.svgs]
