@@ -23,6 +23,8 @@ from apache_beam.transforms.window import GlobalWindows
 from components.feedback_example_gen import history, readers
 
 SECONDS_PER_DAY = readers.SECONDS_PER_DAY
+# Count key prefix of the events read, by feedback type ('events/click', ...; the report).
+EVENTS_OF_TYPE = "events/"
 BAD_ROWS_PREFIX = "bad_rows"
 SUMMARY_FILE = "summary.json"
 
@@ -329,7 +331,7 @@ class _ParseLines(beam.DoFn):
         elif kind in EVENT_KINDS:
             if items:
                 record = _fill_from_item(record, items)
-            counts["events/" + record.feedback] += 1      # events by type, for the report
+            counts[EVENTS_OF_TYPE + record.feedback] += 1
             if record.is_impression:
                 counts["impressions"] += 1
                 if self._max_time is None or record.timestamp > self._max_time:

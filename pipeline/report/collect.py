@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+import feedback_contract as F
 from pipeline.results import _metric_values, _store, blessing_failures, oracle_auc
 
 RUN_CONTEXT_TYPE = "pipeline_run"
@@ -31,7 +32,6 @@ ROC_POINTS = 200
 # Bins of the reliability diagram: TFMA's 1,000 equal-width buckets merged into bins of
 # about equal example counts, so the low click rates of CTR data get more than one bin.
 CALIBRATION_BINS = 15
-FEEDBACK_TYPES = ("click", "unclick", "like", "dislike")
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
@@ -164,7 +164,8 @@ def _data(run: _Run) -> dict:
         counts = summary.counts
         data["layout"] = summary.layout
         data["counts"] = dict(counts)
-        data["events_by_type"] = {t: counts.get("events/" + t, 0) for t in FEEDBACK_TYPES}
+        data["events_by_type"] = {t: counts.get(beam_steps.EVENTS_OF_TYPE + t, 0)
+                                  for t in F.FEEDBACK_TYPES}
         data["bad_rows_by_reason"] = {key.split("/", 1)[1]: n for key, n in counts.items()
                                       if key.startswith("bad_rows/")}
         data["examples_by_split"] = {key.split("_", 1)[1]: n for key, n in counts.items()
@@ -181,9 +182,9 @@ def _data(run: _Run) -> dict:
 
 
 def history_lengths(statistics_uri: str, split: str = "train") -> Dict[str, dict]:
-    """Per feedback type, TFDV's histogram of `<type>_full_len` (the number of the user's
-    earlier events of that type) on one split: {type: {buckets: [[low, high, count]], mean,
-    median}}."""
+    """Per feedback type, TFDV's histogram of `<type>_full_len` (F.full_length: the number of
+    the user's earlier events of that type) on one split: {type: {buckets: [[low, high,
+    count]], mean, median, max}}."""
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
@@ -191,12 +192,13 @@ def history_lengths(statistics_uri: str, split: str = "train") -> Dict[str, dict
     if not os.path.exists(path):
         return {}
     stats = tfdv.load_stats_binary(path)
+    types = {F.full_length(kind): kind for kind in F.FEEDBACK_TYPES}
     result = {}
     for dataset in stats.datasets[:1]:
         for feature in dataset.features:
             name = feature.path.step[-1] if feature.path.step else feature.name
-            kind = name[:-len("_full_len")] if name.endswith("_full_len") else None
-            if kind not in FEEDBACK_TYPES or not feature.HasField("num_stats"):
+            kind = types.get(name)
+            if kind is None or not feature.HasField("num_stats"):
                 continue
             numeric = feature.num_stats
             standard = [h for h in numeric.histograms
