@@ -10,9 +10,9 @@ import html
 import math
 from typing import List, Optional, Sequence, Tuple
 
-WIDTH, HEIGHT = 470, 300
+WIDTH, HEIGHT = 480, 300
 # The legend sits in the right margin, beside the plot, never over the data.
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 58, 122, 30, 44
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 68, 122, 30, 44
 # Colour-blind-safe palette (Okabe & Ito); series beyond it cycle.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
            "#000000")
