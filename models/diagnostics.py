@@ -19,6 +19,11 @@ Per memory (name as in `DumnModel.memories`):
     dimension (`read_std_relative`: 0 = every user reads the same vector, 1 = reads spread
     around zero), and the mean pairwise cosine between the reads of different
     examples (`read_cosine`; 1.0 = every user reads the same thing).
+
+For the run report, 2-D views in the style of the paper's Fig. 3-5: `projections` (each
+channel's short-term interest raw and purified; several users' long-term reads) and, from the
+callback, `trajectory` (a few impressions' long-term reads through training, and how spread
+the long- and short-term interests are across the batch at each step).
 """
 import math
 import os
@@ -50,15 +55,25 @@ def slot_cosine(memory: np.ndarray) -> float:
     return _mean_pairwise_cosine(np.asarray(memory, dtype=np.float64))
 
 
-def memory_diagnostics(model, features) -> Dict[str, Dict[str, float]]:
-    """{memory name: {figure: value}} for a DUMN model on a batch of `features`.
+def relative_spread(vectors: np.ndarray) -> float:
+    """The mean over dimensions of the std across rows, divided by the mean root mean square
+    per dimension: 0 = every row the same vector, 1 = rows spread around zero."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return float(np.mean(vectors.std(axis=0))) / max(
+        float(np.mean(np.sqrt(np.mean(vectors * vectors, axis=0)))), 1e-12)
+
+
+def memory_diagnostics(model, features, out=None) -> Dict[str, Dict[str, float]]:
+    """{memory name: {figure: value}} for a DUMN model on a batch of `features` (`out`: the
+    model's `return_aux` output on them, when already computed).
 
     Empty for a model without memories (DIN, DUMN-UMN).
     """
     memories = model.memory_variables()
     if not memories:
         return {}
-    out = model(features, training=False, return_aux=True)
+    if out is None:
+        out = model(features, training=False, return_aux=True)
     report = {}
     for name, variable in memories.items():
         memory = variable.numpy()
@@ -74,21 +89,71 @@ def memory_diagnostics(model, features) -> Dict[str, Dict[str, float]]:
             figures[prefix + "write_entropy"] = float(np.mean(_entropy(w_write)))
             figures[prefix + "read_max_weight"] = float(np.mean(w_read.max(axis=-1)))
             figures[prefix + "write_max_weight"] = float(np.mean(w_write.max(axis=-1)))
-            spread = float(np.mean(read.std(axis=0)))
-            figures[prefix + "read_std"] = spread
-            figures[prefix + "read_std_relative"] = spread / max(
-                float(np.mean(np.sqrt(np.mean(read * read, axis=0)))), 1e-12)
+            figures[prefix + "read_std"] = float(np.mean(read.std(axis=0)))
+            figures[prefix + "read_std_relative"] = relative_spread(read)
             figures[prefix + "read_cosine"] = _mean_pairwise_cosine(read[:512])
         report[name] = figures
     return report
+
+
+# Most points per group in `projections` (the report draws each as an SVG circle).
+MAX_POINTS_PER_GROUP = 300
+
+
+def _pca_2d(blocks):
+    """The rows of every array in `blocks` projected on the first two principal components
+    of all of them together (one shared plane, so distances compare across blocks)."""
+    stacked = np.concatenate(blocks, axis=0).astype(np.float64)
+    centre = stacked.mean(axis=0)
+    _, _, vt = np.linalg.svd(stacked - centre, full_matrices=False)
+    basis = vt[:2].T if vt.shape[0] >= 2 else np.pad(vt.T, ((0, 0), (0, 2 - vt.shape[0])))
+    return [(block.astype(np.float64) - centre) @ basis for block in blocks]
+
+
+# File (in the callback's log_dir) of the long-term interests through training (Fig. 5).
+TRAJECTORY_FILE = "trajectory.json"
+TRAJECTORY_EXAMPLES = 6
+
+
+def _channel(values: Dict, channel: str = "click"):
+    return values.get(channel, next(iter(values.values()), None)) if values else None
+
+
+def interest_snapshot(out, examples: int = TRAJECTORY_EXAMPLES):
+    """From a `return_aux` output: the click memory's reads of the first `examples`
+    examples, and the relative spread across the batch of the long-term reads and of the
+    purified short-term interests (`relative_spread`). None without a memory."""
+    read, short = _channel(out.get("long_term")), _channel(out.get("short_term"))
+    if read is None or short is None:
+        return None
+    read, short = read.numpy(), short.numpy()
+    return {"reads": read[:examples], "read_spread": relative_spread(read),
+            "short_spread": relative_spread(short)}
+
+
+def trajectory(snapshots) -> Dict[str, object]:
+    """[(step, interest_snapshot)] -> the report's Fig. 5 view: each example's long-term
+    read at every step on one PCA plane, and both spreads by step."""
+    steps = [step for step, _ in snapshots]
+    blocks = [snapshot["reads"] for _, snapshot in snapshots]
+    planes = _pca_2d(blocks)
+    points = {"impression %d" % (i + 1): [planes[s][i].round(4).tolist()
+                                          for s in range(len(steps))]
+              for i in range(blocks[0].shape[0])}
+    return {"steps": steps, "points": points,
+            "read_spread": [[s, snap["read_spread"]] for s, snap in snapshots],
+            "short_spread": [[s, snap["short_spread"]] for s, snap in snapshots]}
 
 
 def memory_diagnostics_callback(log_dir: str, features, every_steps: int = 100):
     """A Keras callback that writes `memory_diagnostics` on `features` to TensorBoard.
 
     Scalars `memory/<memory>/<figure>` under `log_dir`/memory, every `every_steps` training
-    steps and at the end of training; nothing for a model without memories.
+    steps and at the end of training; nothing for a model without memories. At the end it
+    also writes `trajectory` of the same snapshots to `log_dir`/TRAJECTORY_FILE.
     """
+    import json
+
     import tensorflow as tf
 
     class MemoryDiagnosticsCallback(tf.keras.callbacks.Callback):
@@ -96,11 +161,16 @@ def memory_diagnostics_callback(log_dir: str, features, every_steps: int = 100):
             super().__init__()
             self._writer = None
             self._step = 0
+            self._snapshots = []
 
         def _write(self, step):
-            report = memory_diagnostics(self.model, features)
-            if not report:
+            if not self.model.memory_variables():
                 return
+            out = self.model(features, training=False, return_aux=True)
+            report = memory_diagnostics(self.model, features, out=out)
+            snapshot = interest_snapshot(out)
+            if snapshot is not None and (not self._snapshots or self._snapshots[-1][0] != step):
+                self._snapshots.append((step, snapshot))
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.path.join(log_dir, "memory"))
             with self._writer.as_default():
@@ -116,22 +186,11 @@ def memory_diagnostics_callback(log_dir: str, features, every_steps: int = 100):
 
         def on_train_end(self, logs=None):
             self._write(self._step)
+            if self._snapshots:
+                with tf.io.gfile.GFile(os.path.join(log_dir, TRAJECTORY_FILE), "w") as f:
+                    json.dump(trajectory(self._snapshots), f)
 
     return MemoryDiagnosticsCallback()
-
-
-# Most points per group in `projections` (the report draws each as an SVG circle).
-MAX_POINTS_PER_GROUP = 300
-
-
-def _pca_2d(blocks):
-    """The rows of every array in `blocks` projected on the first two principal components
-    of all of them together (one shared plane, so distances compare across blocks)."""
-    stacked = np.concatenate(blocks, axis=0).astype(np.float64)
-    centre = stacked.mean(axis=0)
-    _, _, vt = np.linalg.svd(stacked - centre, full_matrices=False)
-    basis = vt[:2].T if vt.shape[0] >= 2 else np.pad(vt.T, ((0, 0), (0, 2 - vt.shape[0])))
-    return [(block.astype(np.float64) - centre) @ basis for block in blocks]
 
 
 def projections(model, features, user_ids, users: int = 6,

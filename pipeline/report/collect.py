@@ -8,7 +8,8 @@ artifacts the run's executions read and wrote (nothing is recomputed from exampl
   model, when there was one), every slice with its count, the calibration and confusion-
   matrix plots, the blessing and its reasons (TFMA's ValidationResult), the push;
 * training: the Trainer's TensorBoard scalars (train batches, validation, memory
-  diagnostics) and the 2-D projections it wrote (models/trainer.py `write_projections`).
+  diagnostics) and the 2-D views it wrote (models/trainer.py `write_projections`, and the
+  memory callback's `trajectory.json`).
 
 `collect(output_root, run_id)` returns a `RunReport` of plain values (JSON-serialisable).
 """
@@ -300,7 +301,8 @@ def calibration_bins(histogram: dict, bins: int = CALIBRATION_BINS) -> List[dict
 # --- training -----------------------------------------------------------------------------
 
 def _training(run: _Run) -> dict:
-    training = {"curves": {}, "memory": {}, "projections": None, "model_run": None,
+    training = {"curves": {}, "memory": {}, "projections": None, "trajectory": None,
+                "model_run": None,
                 "base_model": None, "first_batch_bce": None, "warm_start": None}
     base_model = run.artifact("Trainer", "input", "base_model")
     if base_model is not None:
@@ -320,10 +322,11 @@ def _training(run: _Run) -> dict:
     for tag, points in tensorboard_scalars(os.path.join(model_run.uri, "memory")).items():
         _, memory, figure = tag.split("/", 2)
         training["memory"].setdefault(memory, {})[figure] = points
-    path = os.path.join(model_run.uri, "projections.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            training["projections"] = json.load(f)
+    for key, name in (("projections", "projections.json"), ("trajectory", "trajectory.json")):
+        path = os.path.join(model_run.uri, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                training[key] = json.load(f)
     return training
 
 

@@ -207,7 +207,30 @@ def _training(report: RunReport) -> str:
     views = training["projections"]
     if views:
         parts.append(_projections(views))
+    if training.get("trajectory"):
+        parts.append(_trajectory(training["trajectory"]))
     return "".join(parts)
+
+
+def _trajectory(view: dict) -> str:
+    paths = svg.line_chart(
+        [(name, [p[0] for p in points], [p[1] for p in points])
+         for name, points in view["points"].items()],
+        "Long-term interests through training (cf. Fig. 5)", "component 1", "component 2",
+        markers=True)
+    spread = svg.line_chart(
+        [("long-term (memory read)", [p[0] for p in view["read_spread"]],
+          [p[1] for p in view["read_spread"]]),
+         ("short-term (purified)", [p[0] for p in view["short_spread"]],
+          [p[1] for p in view["short_spread"]])],
+        "Spread across the batch", "training step", "relative std", markers=True)
+    return ("<h3>Long- and short-term interests during training (cf. Fig. 5)</h3>"
+            '<p class="muted">Left: the click memory\'s read for the first impressions of the '
+            "first training batch at steps %s (one line per impression, PCA to 2-D). Right: "
+            "how spread the long-term reads and the purified click interests are across that "
+            "batch (0 = every impression the same vector).</p>"
+            '<div class="charts">%s%s</div>' % (
+                ", ".join(str(s) for s in view["steps"]), paths, spread))
 
 
 def _projections(views: dict) -> str:

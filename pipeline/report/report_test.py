@@ -95,7 +95,11 @@ def _report(blessed=True, baseline=True, views=True) -> RunReport:
                                      "read_entropy": [[150, 5.1]]}},
                 "projections": {"examples": 64, "feedback": {
                     "click raw": [[0, 1], [1, 0]], "click purified": [[2, 2]]},
-                    "long_term": {"user 3": [[0.1, 0.2], [0.2, 0.1]]}} if views else None}
+                    "long_term": {"user 3": [[0.1, 0.2], [0.2, 0.1]]}} if views else None,
+                "trajectory": {"steps": [100, 150], "points": {
+                    "impression 1": [[0, 0], [0.1, 0.1]], "impression 2": [[1, 1], [0.8, 0.9]]},
+                    "read_spread": [[100, 0.3], [150, 0.2]],
+                    "short_spread": [[100, 0.9], [150, 0.95]]} if views else None}
     data = {"layout": "canonical", "counts": {"lines/events.csv": 1000},
             "events_by_type": {"click": 70, "unclick": 900, "like": 20, "dislike": 10},
             "bad_rows_by_reason": {"wrong column count": 2},
@@ -169,6 +173,8 @@ def test_page_shows_both_models_every_slice_the_decision_and_every_chart():
                       "AUC during training", "Slot similarity during training",
                       "Short-term interests, raw and purified (cf. Fig. 3)",
                       "Long-term interests read from memory (cf. Fig. 4)",
+                      "Long-term interests through training (cf. Fig. 5)",
+                      "Spread across the batch",
                       "Events by feedback type", "History lengths (train split)"]
     series = {s["aria-label"]: int(s["data-series"]) for s in parsed.svgs}
     assert series["ROC (eval split)"] == 2 and series["AUC during training"] == 2
@@ -185,7 +191,7 @@ def test_page_says_why_a_model_was_not_blessed_and_when_there_was_no_baseline():
     text = " ".join(first.text.getvalue().split())
     assert "there was no blessed model to compare with" in text
     assert "No baseline" in text and "baseline AUC" not in text
-    assert "cf. Fig. 3" not in text
+    assert "cf. Fig. 3" not in text and "cf. Fig. 5" not in text
 
 
 needs_chromium = pytest.mark.skipif(
@@ -204,14 +210,14 @@ def test_the_browser_check_sees_console_errors_and_hidden_charts(tmp_path):
         "</body>", "<script>throw new Error('boom');</script></body>"))
     page = open_page(str(broken))
     assert any("boom" in message for message in page.console)
-    assert 'data-charts="10"' in page.dom and 'data-charts-shown="9"' in page.dom
+    assert 'data-charts="12"' in page.dom and 'data-charts-shown="11"' in page.dom
 
 
 @needs_chromium
 def test_report_renders_in_headless_chromium(tmp_path):
     path = tmp_path / "index.html"
     path.write_text(render(_report()))
-    check_in_browser(str(path), charts=9)
+    check_in_browser(str(path), charts=11)
 
 
 def check_in_browser(path: str, charts: int) -> None:

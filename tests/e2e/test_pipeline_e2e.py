@@ -130,13 +130,15 @@ def test_first_run_report_holds_the_run_from_its_artifacts(first_run, workspace)
     assert set(training["memory"]) == {"click", "unclick", "like", "dislike"}
     assert all(f["slot_cosine"][-1][1] < 0.5 for f in training["memory"].values())
     assert training["projections"]["long_term"], "no user with repeat eval impressions"
+    assert training["trajectory"]["steps"] == [100, 200, 300]
     assert figures["oracle_auc"] > first_run.metrics["auc"]
 
 
 @needs_chromium
 def test_first_run_report_opens_in_a_browser(first_run):
-    # ROC, reliability, loss, AUC, slot similarity, Fig. 3 and 4 views, events, histories.
-    check_in_browser(first_run.report_path, charts=9)
+    # ROC, reliability, loss, AUC, slot similarity, Fig. 3, 4 and 5 views (Fig. 5: two),
+    # events, histories.
+    check_in_browser(first_run.report_path, charts=11)
 
 
 def test_dumn_report_rebuilds_a_past_run(first_run, workspace, capsys):

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import tensorflow as tf
 
-from models.diagnostics import memory_diagnostics, slot_cosine
+from models.diagnostics import memory_diagnostics, relative_spread, slot_cosine
 from models.layers import UserMemory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -156,6 +156,25 @@ def test_memory_diagnostics_are_logged_to_tensorboard(tmp_path):
     value = float(tf.make_ndarray(events.Tensors("memory/click/slot_cosine")[-1].tensor_proto))
     expected = slot_cosine(model.memory_variables()["click"].numpy())
     assert abs(value - expected) < 1e-5
+    # The Fig. 5 view: the first 6 impressions' click reads at steps 2 and 4 (the end's
+    # repeat of step 4 not twice), and both spreads at each step.
+    with open(str(tmp_path / "trajectory.json")) as f:
+        view = json.load(f)
+    assert view["steps"] == [2, 4]
+    assert sorted(view["points"]) == ["impression %d" % i for i in range(1, 7)]
+    assert all(len(p) == 2 and len(p[0]) == 2 for p in view["points"].values())
+    out = model(features, training=False, return_aux=True)
+    final = [v for s, v in view["read_spread"] if s == 4][0]
+    assert abs(final - relative_spread(out["long_term"]["click"].numpy())) < 1e-5
+    assert [s for s, _ in view["short_spread"]] == [2, 4]
+
+
+def test_relative_spread_of_hand_made_rows():
+    from models.diagnostics import relative_spread
+
+    assert relative_spread(np.tile([3.0, -4.0], (5, 1))) == 0.0       # every row the same
+    # Rows +-1 in each dimension: std 1, root mean square 1.
+    assert abs(relative_spread(np.array([[1.0, -1.0], [-1.0, 1.0]])) - 1.0) < 1e-12
 
 
 def test_training_progress_lines(caplog):
