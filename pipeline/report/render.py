@@ -219,9 +219,9 @@ def _trajectory(view: dict) -> str:
         "Long-term interests through training (cf. Fig. 5)", "component 1", "component 2",
         markers=True)
     spread = svg.line_chart(
-        [("long-term (memory read)", [p[0] for p in view["read_spread"]],
+        [("long-term read", [p[0] for p in view["read_spread"]],
           [p[1] for p in view["read_spread"]]),
-         ("short-term (purified)", [p[0] for p in view["short_spread"]],
+         ("short-term", [p[0] for p in view["short_spread"]],
           [p[1] for p in view["short_spread"]])],
         "Spread across the batch", "training step", "relative std", markers=True)
     return ("<h3>Long- and short-term interests during training (cf. Fig. 5)</h3>"
