@@ -110,8 +110,12 @@ def _pca_2d(blocks):
     return [(block.astype(np.float64) - centre) @ basis for block in blocks]
 
 
-# File (in the callback's log_dir) of the long-term interests through training (Fig. 5).
+# What the Trainer writes into its ModelRun folder for the run report (pipeline/report):
+# the Fig. 3/4 views (`projections`), the Fig. 5 view (the callback's `trajectory`) and the
+# TensorBoard folder of the loss before training (cold or warm start).
+PROJECTIONS_FILE = "projections.json"
 TRAJECTORY_FILE = "trajectory.json"
+START_LOG = "start"
 TRAJECTORY_EXAMPLES = 6
 
 

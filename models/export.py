@@ -34,7 +34,7 @@ OUTPUT_KEY = "probability"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def _model_variables(model: tf.keras.Model):
+def model_variables(model: tf.keras.Model):
     """The variables the forward pass reads (metric accumulators and optimizer slots left out)."""
     metric_ids = {id(v) for m in model.metrics for v in m.variables}
     return [v for v in model.variables if id(v) not in metric_ids]
@@ -55,7 +55,7 @@ def serving_module(model: tf.keras.Model) -> tf.Module:
         return {OUTPUT_KEY: model(features, training=False)}
 
     module = tf.Module()
-    module.model_variables = _model_variables(model)
+    module.model_variables = model_variables(model)
     module.serve_transformed = serve_transformed
     module.config_json = tf.Variable(config.to_json(), trainable=False, name="model_config")
     return module

@@ -27,17 +27,15 @@ from models import features as F
 from models import example_order
 from models import preprocessing
 from models.config import ModelConfig
-from models.diagnostics import memory_diagnostics_callback, projections
+from models.diagnostics import (PROJECTIONS_FILE, START_LOG, memory_diagnostics_callback,
+                                projections)
 from models.progress import progress_callback
 from models.model_factory import build_compiled_model
 from models.warm_start import warm_start
 
 REQUIRED_SERVING_IDS = (F.USER_ID, F.ITEM_ID)
-# File in the ModelRun folder with the 2-D projections the run report draws.
-PROJECTIONS_FILE = "projections.json"
+# Eval batches the report's 2-D views are computed on.
 PROJECTION_BATCHES = 8
-# TensorBoard folder (in the ModelRun) of the loss before training, cold or warm start.
-START_LOG = "start"
 
 
 def model_config_from(custom_config: Dict[str, Any],

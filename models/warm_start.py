@@ -90,7 +90,7 @@ def warm_start(model, base_model_dir: str, tft_output, num_oov_buckets: int) -> 
                          % base_model_dir)
     tables = embedding_vocabularies(model)
     assets = os.path.join(base_model_dir, "assets")
-    for variable in model_export._model_variables(model):
+    for variable in model_export.model_variables(model):
         name = variable.name
         if name not in base:
             report.skipped[name] = "not in the base model"

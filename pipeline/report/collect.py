@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 from ml_metadata.proto import metadata_store_pb2
 
 import feedback_contract as F
+from models.diagnostics import PROJECTIONS_FILE, START_LOG, TRAJECTORY_FILE
 from pipeline.results import _metric_values, _store, blessing_failures, oracle_auc
 
 RUN_CONTEXT_TYPE = "pipeline_run"
@@ -311,7 +312,7 @@ def _training(run: _Run) -> dict:
     if model_run is None or not os.path.isdir(model_run.uri):
         return training
     training["model_run"] = model_run.uri
-    start = tensorboard_scalars(os.path.join(model_run.uri, "start"))
+    start = tensorboard_scalars(os.path.join(model_run.uri, START_LOG))
     if start.get("first_batch_bce"):
         training["first_batch_bce"] = start["first_batch_bce"][0][1]
         training["warm_start"] = bool(start.get("warm_start", [[0, 0.0]])[0][1])
@@ -322,7 +323,7 @@ def _training(run: _Run) -> dict:
     for tag, points in tensorboard_scalars(os.path.join(model_run.uri, "memory")).items():
         _, memory, figure = tag.split("/", 2)
         training["memory"].setdefault(memory, {})[figure] = points
-    for key, name in (("projections", "projections.json"), ("trajectory", "trajectory.json")):
+    for key, name in (("projections", PROJECTIONS_FILE), ("trajectory", TRAJECTORY_FILE)):
         path = os.path.join(model_run.uri, name)
         if os.path.exists(path):
             with open(path) as f:
