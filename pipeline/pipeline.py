@@ -92,9 +92,13 @@ def create_components(config: PipelineConfig) -> List:
     gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"],
                          schema=schema_gen.outputs["schema"])
     validated_schema = gate.outputs["validated_schema"]
+    # No statistics inside Transform: its pre-transform ones would repeat StatisticsGen's, and
+    # nothing reads the post-transform ones. No analyzer cache: it only pays off when a run
+    # passes the previous run's cache in, span by span, and this pipeline reads one folder.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=validated_schema,
-        preprocessing_fn=PREPROCESSING_FN, custom_config=config.transform_custom_config())
+        preprocessing_fn=PREPROCESSING_FN, custom_config=config.transform_custom_config(),
+        disable_statistics=True, disable_analyzer_cache=True)
     # The latest blessed model: the Evaluator's baseline, and with warm_start the Trainer's
     # starting point (TFX's base_model; empty on the first run, which then starts cold).
     model_resolver = tfx.dsl.Resolver(

@@ -36,6 +36,14 @@ def test_transform_and_trainer_wait_for_the_anomalies_gate(components):
     assert producer(c["Trainer"].inputs["examples"]) == "Transform"
 
 
+def test_transform_writes_no_statistics_or_cache(components):
+    # StatisticsGen computes the statistics; Transform would repeat them (and write a cache
+    # nothing reads).
+    _, c = components
+    assert set(c["Transform"].outputs) == {"transform_graph", "transformed_examples"}
+    assert c["Transform"].exec_properties["disable_statistics"] == 1
+
+
 def test_user_code_by_dotted_path_and_configuration_passed(components):
     config, c = components
     assert c["Transform"].exec_properties["preprocessing_fn"] == PREPROCESSING_FN
