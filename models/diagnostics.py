@@ -225,8 +225,7 @@ def projections(model, features, user_ids, users: int = 6,
     if blocks:
         for name, points in zip(names, _pca_2d(blocks)):
             result["feedback"][name] = points.round(4).tolist()
-    reads = out.get("long_term") or {}
-    read = reads.get("click", next(iter(reads.values()), None))
+    read = _channel(out.get("long_term"))
     if read is not None:
         read = read.numpy()
         ids = np.asarray(user_ids).reshape(-1)

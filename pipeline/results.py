@@ -120,11 +120,24 @@ def _latest(store, type_name: str, since_ms: int):
     return max(found, key=lambda a: a.id) if found else None
 
 
-def _custom(artifact, key):
+def custom_property(artifact, key):
+    """An artifact's int or string custom property; None when absent (or no artifact)."""
     if artifact is None or key not in artifact.custom_properties:
         return None
     value = artifact.custom_properties[key]
     return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def flag_property(artifact, key) -> Optional[bool]:
+    """A 0/1 custom property (blessed, pushed) as a bool; None when absent."""
+    value = custom_property(artifact, key)
+    return None if value is None else bool(value)
+
+
+def slice_name(slice_key) -> str:
+    """TFMA's slice key as 'pid=430539_1007' ('' for the overall slice)."""
+    return ",".join("%s=%s" % (k, v.decode() if isinstance(v, bytes) else v)
+                    for k, v in slice_key)
 
 
 def _metric_values(metrics: Dict) -> Dict[str, float]:
@@ -176,18 +189,14 @@ def read_run_result(metadata_path: str, since_ms: int) -> RunResult:
             if not slice_key:
                 metrics = values
             else:
-                slices[",".join("%s=%s" % (k, v.decode() if isinstance(v, bytes) else v)
-                                for k, v in slice_key)] = values
+                slices[slice_name(slice_key)] = values
     blessing = _latest(store, "ModelBlessing", since_ms)
     pushed = _latest(store, "PushedModel", since_ms)
     model = _latest(store, "Model", since_ms)
-    blessed = _custom(blessing, "blessed")
-    pushed_flag = _custom(pushed, "pushed")
     return RunResult(
         executed=executed, seconds=seconds, metrics=metrics, slices=slices,
-        blessed=None if blessed is None else bool(blessed),
-        pushed=None if pushed_flag is None else bool(pushed_flag),
-        pushed_destination=_custom(pushed, "pushed_destination"),
+        blessed=flag_property(blessing, "blessed"), pushed=flag_property(pushed, "pushed"),
+        pushed_destination=custom_property(pushed, "pushed_destination"),
         model_uri=model.uri if model is not None else None, blessing_failures=failures)
 
 

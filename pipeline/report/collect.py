@@ -24,7 +24,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 import feedback_contract as F
 from models.diagnostics import PROJECTIONS_FILE, START_LOG, TRAJECTORY_FILE
-from pipeline.results import _metric_values, _store, blessing_failures, oracle_auc
+from pipeline.results import (_metric_values, _store, blessing_failures, custom_property,
+                              flag_property, oracle_auc, slice_name)
 
 RUN_CONTEXT_TYPE = "pipeline_run"
 # Bad rows shown per reason (all are in the log report's files).
@@ -221,13 +222,10 @@ def _evaluation(run: _Run) -> dict:
                   "pushed": None, "pushed_to": None}
     artifact = run.artifact("Evaluator", "output", "evaluation")
     blessing = run.artifact("Evaluator", "output", "blessing")
-    if blessing is not None and "blessed" in blessing.custom_properties:
-        evaluation["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
     pushed = run.artifact("Pusher", "output", "pushed_model")
-    if pushed is not None and "pushed" in pushed.custom_properties:
-        evaluation["pushed"] = bool(pushed.custom_properties["pushed"].int_value)
-        if "pushed_destination" in pushed.custom_properties:
-            evaluation["pushed_to"] = pushed.custom_properties["pushed_destination"].string_value
+    evaluation["blessed"] = flag_property(blessing, "blessed")
+    evaluation["pushed"] = flag_property(pushed, "pushed")
+    evaluation["pushed_to"] = custom_property(pushed, "pushed_destination")
     if artifact is None or not os.path.isdir(artifact.uri):
         return evaluation
     evaluation["reasons"] = blessing_failures(tfma.load_validation_result(artifact.uri))
@@ -244,8 +242,7 @@ def _evaluation(run: _Run) -> dict:
 
 
 def _slice_name(slice_key) -> str:
-    return ",".join("%s=%s" % (k, v.decode() if isinstance(v, bytes) else v)
-                    for k, v in slice_key) or "overall"
+    return slice_name(slice_key) or "overall"
 
 
 def _model_result(result, model_uri: str) -> dict:
