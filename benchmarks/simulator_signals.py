@@ -18,6 +18,10 @@ same settings; nothing is written) and measures, on the eval split's impressions
   is disliked afterwards (the mistaken click taken back).
 * How much history lies outside the model's window: the share of eval impressions whose
   user had more than T earlier clicks / unclicks (T = `--max-seq-len`, default 100).
+* What lies beyond the window: the same count model on the last T events of each type only;
+  and for the eval impressions of one of the user's periodic needs (the paper's cat food),
+  how often the whole click history, the last T clicks and the last T likes hold an event of
+  that category.
 * What the histories other than clicks add (what a multi-feedback model such as DFN or DUMN
   is about, and what DIN, which reads the click history alone, cannot see): a logistic
   regression on the counts of the user's earlier events of the target's category and on
@@ -28,6 +32,7 @@ same settings; nothing is written) and measures, on the eval split's impressions
   history alone, with clicks and unclicks, and with all four types.
 """
 import argparse
+import collections
 import json
 import math
 import os
@@ -52,7 +57,7 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
     world = build_world(config)
     dim = config.latent_dim
     eval_start = config.eval_start_timestamp
-    parts = {k: [] for k in ("label", "p", "long", "brand", "quality", "price", "pid")}
+    parts = {k: [] for k in ("label", "p", "long", "brand", "quality", "price", "pid", "need")}
     # clicks, disliked cate before, liked cate before, same item disliked after
     noise = {"accidental": [0, 0, 0, 0], "genuine": [0, 0, 0, 0]}
     beyond = {"click": 0, "unclick": 0}
@@ -60,6 +65,7 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
     clicks, accidental_clicks = 0, 0
     # Per impression: (in eval, label, [same-category count, share] per type of HISTORY_TYPES).
     history_rows = []
+    row_users = []  # the user of each history row
     for _, events, truth in iterate_shards(config, world):
         in_eval = truth.timestamp >= eval_start
         user, item = truth.user, truth.item
@@ -69,10 +75,12 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
         brand_term = np.where(brand >= 0, 0.5 * np.einsum(
             "nd,nd->n", u, world.brand_vectors[np.maximum(brand, 0)]) / math.sqrt(dim), 0.0)
         price = -world.user_price_sensitivity[user] * world.item_price_z[item]
+        need = config.need_affinity * world.need_of(user, cate) if len(
+            world.segment_need_categories[0]) else np.zeros(len(user))
         for key, value in (("label", truth.label), ("p", truth.click_probability),
                            ("long", long_term), ("brand", brand_term),
                            ("quality", world.item_quality[item]), ("price", price),
-                           ("pid", np.asarray(PID_BIAS)[truth.pid])):
+                           ("pid", np.asarray(PID_BIAS)[truth.pid]), ("need", need)):
             parts[key].append(value[in_eval])
         eval_impressions += int(in_eval.sum())
         clicks += int(truth.label.sum())
@@ -98,6 +106,9 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
             n_click = n_unclick = 0
             by_category = {fb: {} for fb in HISTORY_TYPES}  # type -> category -> count
             by_type = dict.fromkeys(HISTORY_TYPES, 0)
+            # The same counts over the last T events of each type (what the models' windows hold).
+            window = {fb: collections.deque() for fb in HISTORY_TYPES}
+            in_window = {fb: collections.Counter() for fb in HISTORY_TYPES}
             for i in range(start, stop):
                 fb = e_fb[i]
                 if fb in (CLICK, UNCLICK) and e_item[i] >= 0:
@@ -106,10 +117,18 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
                     for t in HISTORY_TYPES:
                         same = by_category[t].get(c, 0)
                         row += [same, same / max(by_type[t], 1)]
+                    for t in HISTORY_TYPES:
+                        same = in_window[t][c]
+                        row += [same, same / max(len(window[t]), 1)]
                     history_rows.append(row)
+                    row_users.append(int(e_user[i]))
                 if fb in by_type:
                     by_type[fb] += 1
                     by_category[fb][int(e_cate[i])] = by_category[fb].get(int(e_cate[i]), 0) + 1
+                    window[fb].append(int(e_cate[i]))
+                    in_window[fb][int(e_cate[i])] += 1
+                    if len(window[fb]) > max_seq_len:
+                        in_window[fb][window[fb].popleft()] -= 1
                 if fb == CLICK and e_item[i] >= 0:
                     kind = ("accidental" if (int(e_user[i]), int(e_time[i]), int(e_item[i]))
                             in accidental_keys else "genuine")
@@ -137,15 +156,33 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
     # learns without any history).
     category = np.eye(config.num_categories)[rows[:, 2].astype(np.int64)]
 
-    def history_auc(types):
-        columns = [2 * HISTORY_TYPES.index(t) + k for t in types for k in (0, 1)]
+    # Impressions of one of the user's periodic needs: how often does the window of the last T
+    # clicks (or likes) hold an event of that category, against the whole history?
+    need_rows = world.need_of(np.asarray(row_users, dtype=np.int64), rows[:, 2].astype(np.int64))
+    col = {t: 3 + 2 * HISTORY_TYPES.index(t) for t in HISTORY_TYPES}
+    last_t_col = {t: c + 2 * len(HISTORY_TYPES) for t, c in col.items()}
+    need_eval = need_rows & in_eval
+    shown_need = {
+        "eval_impressions_of_a_need": int(need_eval.sum()),
+        "with_the_category_in_the_whole_click_history": float(
+            (rows[need_eval, col[CLICK]] > 0).mean()) if need_eval.any() else 0.0,
+        "in_the_last_T_clicks": float(
+            (rows[need_eval, last_t_col[CLICK]] > 0).mean()) if need_eval.any() else 0.0,
+        "in_the_last_T_likes": float(
+            (rows[need_eval, last_t_col[LIKE]] > 0).mean()) if need_eval.any() else 0.0,
+    }
+
+    def history_auc(types, last_t=False):
+        first = 2 * len(HISTORY_TYPES) if last_t else 0
+        columns = [first + 2 * HISTORY_TYPES.index(t) + k for t in types for k in (0, 1)]
         x = np.concatenate([counts[:, columns], category], axis=1)
         model = LogisticRegression(max_iter=2000).fit(x[~in_eval], labels[~in_eval])
         return roc_auc(model.predict_proba(x[in_eval])[:, 1], labels[in_eval])
 
     p = {k: np.concatenate(v) for k, v in parts.items()}
     label = p["label"]
-    static = config.click_bias + p["long"] + p["brand"] + p["quality"] + p["price"] + p["pid"]
+    static = (config.click_bias + p["long"] + p["brand"] + p["quality"] + p["price"] + p["pid"]
+              + p["need"])
     return {
         "eval_impressions": eval_impressions,
         "auc": {
@@ -154,7 +191,10 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
             "long_term_interest": roc_auc(p["long"] + p["brand"], label),
             "item_quality": roc_auc(p["quality"], label),
             "price": roc_auc(p["price"], label),
+            "periodic_needs": roc_auc(p["need"], label),
         },
+        "eval_impressions_of_a_need": float((p["need"] > 0).mean()),
+        "needs_in_the_histories": shown_need,
         "accidental_share_of_clicks": accidental_clicks / max(clicks, 1),
         "clicks_after_dislike_of_same_category": {
             k: v[1] / max(v[0], 1) for k, v in noise.items()},
@@ -169,6 +209,13 @@ def measure(config: SimConfig, max_seq_len: int = 100) -> dict:
             "click": history_auc([CLICK]),
             "click_unclick": history_auc([CLICK, UNCLICK]),
             "all_four": history_auc([CLICK, UNCLICK, LIKE, DISLIKE]),
+        },
+        # The same model on counts over the last T events of each type only: the gap to the
+        # whole-history figures is what lies beyond the models' windows.
+        "history_count_model_auc_last_T": {
+            "click": history_auc([CLICK], last_t=True),
+            "click_unclick": history_auc([CLICK, UNCLICK], last_t=True),
+            "all_four": history_auc([CLICK, UNCLICK, LIKE, DISLIKE], last_t=True),
         },
     }
 

@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         print("error: %s" % error, file=sys.stderr)
         return 2
     started = time.time()
-    logger.info("simulating %d users x %d days into %s", config.num_users, config.days, args.out)
+    logger.info("simulating %d users x %d days (after %d days of browsing) into %s",
+                config.num_users, config.days, config.prior_days, args.out)
     try:
         report = write_dataset(config, args.out, progress=logger.info)
     except FileExistsError as error:

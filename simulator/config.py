@@ -1,6 +1,7 @@
 """Configuration of the feedback-log simulator.
 
-The defaults produce the project's built-in dataset: about 0.2M events, small enough for the
+The defaults produce the project's built-in dataset: 0.85M events (173k of them impressions,
+the rest a behaviour log of 21 earlier days and of the impression days), small enough for the
 full local pipeline to finish in minutes on 2 cores, large enough for the models to learn.
 """
 import dataclasses
@@ -28,7 +29,36 @@ class SimConfig:
     # Activity.
     sessions_per_day: float = 0.9          # Poisson mean per user and day
     impressions_per_session: float = 8.0   # mean of 1 + Poisson(mean - 1)
-    category_clicks_per_session: float = 0.3  # category-level clicks (no item id), Poisson mean
+    # Category-level clicks (no item id: page views of the behaviour log) per session, Poisson
+    # mean. The public data logs about 27 behaviours per impression; 8 per session of 8
+    # impressions keeps the built-in dataset small while every user's click history grows
+    # past T.
+    category_clicks_per_session: float = 8.0
+    # Browsing before the first day of impressions, as the public data's behavior_log (22 days
+    # of page views against 8 of ad impressions; btag=pv is a category-level click): for
+    # `prior_days` days the users have sessions (sessions_per_day, the same interest model)
+    # with `prior_clicks_per_session` category-level clicks each and no impressions. These
+    # events are history only, never examples; they make histories longer than T, so that
+    # what a user did weeks ago lies outside the last T events. 0 = no prior browsing.
+    prior_days: int = 21
+    prior_clicks_per_session: float = 8.0
+    # Periodic needs, the paper's example of a long-term interest (§1: "people who own a pet
+    # cat may purchase certain cat food at intervals, which may not be related to their recent
+    # behavior sequences"): each profile segment has `need_categories_per_segment` categories
+    # (drawn by popularity); each user of the segment has each of them with `need_rate` (owns
+    # a cat or not: tied to the profile, not decided by it). A user with a need buys in that
+    # category every `need_interval_days` on average (fairly regular: Gamma of shape 4), each
+    # purchase a few category-level clicks (Poisson `need_clicks_per_purchase`, at least 1)
+    # and a category-level like (buy), and is `need_affinity` more likely (logit) to click an
+    # impression of it at any time. `need_impression_share` of the impressions are the
+    # recommender's demographic targeting: an item of one of the segment's need categories,
+    # shown to every user of the segment, needs or not. 0 categories = no needs.
+    need_categories_per_segment: int = 3
+    need_rate: float = 0.4
+    need_interval_days: float = 12.0
+    need_clicks_per_purchase: float = 3.0
+    need_affinity: float = 2.5
+    need_impression_share: float = 0.2
     # Latent interest model.
     latent_dim: int = 8
     segment_weight: float = 0.5     # share of long-term interest set by the profile segment
@@ -80,7 +110,7 @@ class SimConfig:
             raise ValueError("sessions_per_day must be > 0 and impressions_per_session >= 1")
         rates = ["segment_weight", "short_term_persistence", "popularity_share", "retarget_share",
                  "accidental_click_rate", "missed_click_rate", "like_rate", "dislike_rate",
-                 "accidental_dislike_rate",
+                 "accidental_dislike_rate", "need_rate", "need_impression_share",
                  "missing_profile_rate", "empty_pvalue_rate", "missing_brand_rate"]
         for name in rates:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -88,8 +118,18 @@ class SimConfig:
         if self.popularity_share + self.retarget_share > 1.0:
             raise ValueError("popularity_share + retarget_share must be at most 1, got %r + %r"
                              % (self.popularity_share, self.retarget_share))
-        if self.category_clicks_per_session < 0:
-            raise ValueError("category_clicks_per_session must be >= 0")
+        if self.category_clicks_per_session < 0 or self.prior_clicks_per_session < 0:
+            raise ValueError("category_clicks_per_session and prior_clicks_per_session must "
+                             "be >= 0")
+        if self.need_categories_per_segment < 0 or self.need_interval_days <= 0 \
+                or self.need_clicks_per_purchase < 0:
+            raise ValueError("need_categories_per_segment and need_clicks_per_purchase must be "
+                             ">= 0 and need_interval_days > 0")
+        if self.need_categories_per_segment > self.num_categories:
+            raise ValueError("need_categories_per_segment (%d) cannot exceed num_categories (%d)"
+                             % (self.need_categories_per_segment, self.num_categories))
+        if self.prior_days < 0:
+            raise ValueError("prior_days must be >= 0, got %r" % self.prior_days)
 
     @property
     def eval_start_timestamp(self) -> int:

@@ -27,6 +27,9 @@ Generative story, per user:
   probability dislike_rate·σ(2(−a − 1)); an accidental click is followed by a dislike with
   probability accidental_dislike_rate·σ(−2a) (the mistaken click the user takes back).
 * Category-level clicks with no item id (browsing a category) add history-only events.
+* With `prior_days` > 0, the users browse for that many days before the first impression day
+  (category-level clicks only, drawn like the in-session ones from an AR(1) walk of their own):
+  a behaviour log longer than the model's window, as the public data's 22 days of page views.
 """
 import dataclasses
 import math
@@ -70,6 +73,15 @@ class World:
     user_has_profile: np.ndarray   # [U] bool
     user_interest: np.ndarray      # [U, D] long-term interest
     user_price_sensitivity: np.ndarray  # [U]
+    user_segment: np.ndarray       # [U] profile segment (gender x age level)
+    segment_need_categories: np.ndarray  # [S, P] 0-based categories of each segment's needs
+    user_needs: np.ndarray         # [U, P] bool: the user has need p of her segment
+    user_need_phase: np.ndarray    # [U, P] days from the log's start to the first purchase
+
+    def need_of(self, user: np.ndarray, category: np.ndarray) -> np.ndarray:
+        """Whether each (user, category) pair is one of the user's periodic needs."""
+        pool = self.segment_need_categories[self.user_segment[user]]
+        return ((pool == category[:, None]) & self.user_needs[user]).any(axis=1)
 
 
 @dataclasses.dataclass
@@ -174,6 +186,15 @@ def build_world(config: SimConfig) -> World:
     # Lower pvalue level = more price sensitive.
     user_price_sensitivity = np.array([0.0, 0.6, 0.3, 0.0])[pvalue_level]
 
+    # Periodic needs: their own stream, so that the rest of the world is the same without them.
+    need_rng = np.random.default_rng([config.seed, 4])
+    num_needs = config.need_categories_per_segment
+    segment_need_categories = np.stack([
+        need_rng.choice(num_c, size=num_needs, replace=False, p=category_weights)
+        for _ in range(2 * NUM_AGE_LEVELS)]).reshape(2 * NUM_AGE_LEVELS, num_needs)
+    user_needs = need_rng.random((num_u, num_needs)) < config.need_rate
+    user_need_phase = need_rng.random((num_u, num_needs)) * config.need_interval_days
+
     return World(
         category_vectors=category_vectors, brand_vectors=brand_vectors,
         item_category=item_category, item_brand=item_brand, item_price=item_price,
@@ -182,7 +203,9 @@ def build_world(config: SimConfig) -> World:
         category_offsets=category_offsets, within_category_cdf=within,
         log_category_popularity=np.log(category_popularity),
         user_profile=profile, user_has_profile=has_profile, user_interest=user_interest,
-        user_price_sensitivity=user_price_sensitivity)
+        user_price_sensitivity=user_price_sensitivity, user_segment=segment,
+        segment_need_categories=segment_need_categories, user_needs=user_needs,
+        user_need_phase=user_need_phase)
 
 
 def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -322,6 +345,15 @@ def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: 
     chosen_category = _sample_categories(session_interest, world, config.interest_temperature,
                                          imp_session[by_interest], rng)
     imp_item[by_interest] = _popular_item_of(chosen_category, world, rng)
+    num_needs = config.need_categories_per_segment
+    if num_needs > 0 and config.need_impression_share > 0:
+        # Demographic targeting, from its own stream: one of the segment's need categories.
+        need_rng = np.random.default_rng([config.seed, 5, shard_index])
+        targeted = need_rng.random(num_imp) < config.need_impression_share
+        pick = need_rng.integers(0, num_needs, size=int(targeted.sum()))
+        category = world.segment_need_categories[world.user_segment[imp_user[targeted]], pick]
+        imp_item[targeted] = _popular_item_of(category, world, need_rng)
+        by_interest &= ~targeted  # not retargeted either
     imp_pid = (rng.random(num_imp) >= PID_SHARE[0]).astype(np.int64)
     intent_draw = rng.random(num_imp)
     noise_draw = rng.random(num_imp)
@@ -339,7 +371,8 @@ def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: 
                           world.category_vectors[category]) / math.sqrt(dim)
                 + brand_term + world.item_quality[item]
                 - world.user_price_sensitivity[user] * world.item_price_z[item]
-                + np.asarray(PID_BIAS)[imp_pid[index]])
+                + np.asarray(PID_BIAS)[imp_pid[index]]
+                + (config.need_affinity * world.need_of(user, category) if num_needs else 0.0))
 
     def clicked_of(index: np.ndarray, affinity: np.ndarray) -> np.ndarray:
         intent = intent_draw[index] < _sigmoid(config.click_bias + affinity)
@@ -401,10 +434,101 @@ def simulate_shard(config: SimConfig, world: World, first_user: int, last_user: 
          np.full(len(browse_session), -1), browse_time, np.full(len(browse_session), CLICK),
          np.full(len(browse_session), -1)),
     ]
+    if config.prior_days > 0:
+        parts.append(_simulate_prior_browsing(config, world, users, shard_index))
+    if num_needs > 0:
+        parts.extend(_simulate_need_purchases(config, world, users, shard_index))
     columns = [np.concatenate(column).astype(np.int64) for column in zip(*parts)]
     order = np.lexsort((columns[0], columns[4]))  # by time, then user
     events = ShardEvents(*(column[order] for column in columns))
     return events, truth
+
+
+def _simulate_prior_browsing(config: SimConfig, world: World, users: np.ndarray,
+                             shard_index: int) -> tuple:
+    """Category-level clicks of `users` on the `prior_days` days before `start_timestamp`.
+
+    Sessions are Poisson per day as on the impression days; the short-term interest walks
+    over them with the same AR(1); each session holds Poisson(`prior_clicks_per_session`)
+    clicks a few seconds apart, each a category drawn from the session's interest. Its own
+    random stream, so that the impression days are the same draws with or without it.
+    Returns the event columns (user, item, category, brand, time, feedback, pid).
+    """
+    rng = np.random.default_rng([config.seed, 3, shard_index])
+    dim, days = config.latent_dim, config.prior_days
+    per_day = rng.poisson(config.sessions_per_day, size=(len(users), days))
+    session_user = np.repeat(np.repeat(users, days), per_day.ravel())
+    session_day = np.repeat(np.tile(np.arange(days), len(users)), per_day.ravel())
+    session_start = (config.start_timestamp - (days - session_day) * SECONDS_PER_DAY
+                     + rng.integers(7 * 3600, 22 * 3600, size=len(session_user)))
+    order = np.lexsort((session_start, session_user))
+    session_user, session_start = session_user[order], session_start[order]
+    num_sessions = len(session_user)
+    first_of_user = np.concatenate([[True], session_user[1:] != session_user[:-1]])[:num_sessions]
+    rank = np.arange(num_sessions) - np.maximum.accumulate(
+        np.where(first_of_user, np.arange(num_sessions), 0))
+    rho = config.short_term_persistence
+    short_term = rng.standard_normal((num_sessions, dim))
+    for r in range(1, int(rank.max(initial=0)) + 1):
+        idx = np.flatnonzero(rank == r)
+        short_term[idx] = rho * short_term[idx - 1] + math.sqrt(1 - rho * rho) * short_term[idx]
+    session_interest = world.user_interest[session_user] + config.short_term_weight * short_term
+    clicks_per_session = rng.poisson(config.prior_clicks_per_session, size=num_sessions)
+    click_session = np.repeat(np.arange(num_sessions), clicks_per_session)
+    category = _sample_categories(session_interest, world, config.interest_temperature,
+                                  click_session, rng)
+    # Clicks 1 s or more apart within a session; a session lasts well under the hour left
+    # before midnight, so no prior click reaches the first impression day.
+    gaps = 1 + np.floor(rng.exponential(20.0, size=len(click_session))).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(clicks_per_session)[:-1]]).astype(np.int64)
+    gaps[starts[clicks_per_session > 0]] = 0
+    offset = _segment_cumsum(gaps, np.unique(starts[clicks_per_session > 0])) \
+        if len(click_session) else gaps
+    time = np.minimum(session_start[click_session] + offset, config.start_timestamp - 1)
+    n = len(click_session)
+    return (session_user[click_session], np.full(n, -1), category, np.full(n, -1), time,
+            np.full(n, CLICK), np.full(n, -1))
+
+
+def _simulate_need_purchases(config: SimConfig, world: World, users: np.ndarray,
+                             shard_index: int) -> list:
+    """The periodic purchases of `users`' needs from the first prior day to the last day.
+
+    Each need of a user is bought first at its phase, then again after Gamma(4, interval / 4)
+    days each time; a purchase is Poisson(`need_clicks_per_purchase`) + 1 category-level
+    clicks in the category, seconds apart, then a category-level like (the buy). Returns two
+    sets of event columns (clicks, likes).
+    """
+    rng = np.random.default_rng([config.seed, 6, shard_index])
+    first = config.start_timestamp - config.prior_days * SECONDS_PER_DAY
+    span_days = config.prior_days + config.days
+    has = world.user_needs[users]
+    need_user = np.repeat(users, has.sum(axis=1))
+    need_category = world.segment_need_categories[world.user_segment[users]][has]
+    phase = world.user_need_phase[users][has]
+    # Enough purchases to pass the end for (almost) every need; the ones after it are cut.
+    per_need = int(math.ceil(span_days / config.need_interval_days * 1.5)) + 2
+    gaps = rng.gamma(4.0, config.need_interval_days / 4.0, size=(len(need_user), per_need))
+    gaps[:, 0] = phase
+    day = np.cumsum(gaps, axis=1)
+    inside = day < span_days
+    buy_user = np.broadcast_to(need_user[:, None], day.shape)[inside]
+    buy_category = np.broadcast_to(need_category[:, None], day.shape)[inside]
+    # In waking hours of the purchase's day.
+    buy_time = (first + np.floor(day[inside]).astype(np.int64) * SECONDS_PER_DAY
+                + rng.integers(8 * 3600, 22 * 3600, size=int(inside.sum())))
+    clicks = 1 + rng.poisson(config.need_clicks_per_purchase, size=len(buy_user))
+    click_of = np.repeat(np.arange(len(buy_user)), clicks)
+    rank = np.arange(len(click_of)) - np.repeat(np.cumsum(clicks) - clicks, clicks)
+    click_time = buy_time[click_of] + 5 * rank
+    like_time = buy_time + 5 * clicks + 30
+    n, m = len(click_of), len(buy_user)
+    return [
+        (buy_user[click_of], np.full(n, -1), buy_category[click_of], np.full(n, -1),
+         click_time, np.full(n, CLICK), np.full(n, -1)),
+        (buy_user, np.full(m, -1), buy_category, np.full(m, -1), like_time,
+         np.full(m, LIKE), np.full(m, -1)),
+    ]
 
 
 def shard_bounds(config: SimConfig) -> List[tuple]:

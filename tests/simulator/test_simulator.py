@@ -127,7 +127,11 @@ def test_timestamps_in_range_and_strictly_increasing_impressions(small_dataset):
         assert all(later > earlier for earlier, later in zip(times, times[1:]))
     events = read_events(folder)
     times = np.array([int(row["timestamp"]) for row in events])
-    assert times.min() >= config.start_timestamp
+    # Only the behaviour log (category-level events) reaches back into the prior days.
+    first_day = np.array([int(row["timestamp"]) >= config.start_timestamp for row in events])
+    assert all(row["item_id"] == "" for row, later in zip(events, first_day) if not later)
+    assert times.min() >= config.start_timestamp - config.prior_days * SECONDS_PER_DAY
+    assert (~first_day).any()
     # Sessions end within minutes of their day (a late session may spill past midnight).
     assert times.max() < config.start_timestamp + config.days * SECONDS_PER_DAY + 4 * 3600
 
@@ -143,8 +147,10 @@ def test_likes_follow_a_click_and_dislikes_an_impression(small_dataset):
             target.setdefault(key, []).append(int(row["timestamp"]))
     for row in events:
         key, ts = (row["user_id"], row["item_id"]), int(row["timestamp"])
-        if row["feedback"] == "like":
+        if row["feedback"] == "like" and row["item_id"]:
             assert any(t < ts for t in clicked.get(key, []))
+        if row["feedback"] == "like" and not row["item_id"]:  # a need's purchase
+            assert row["cate_id"]
         if row["feedback"] == "dislike":  # of an unclicked item, or one clicked by mistake
             assert any(t < ts for t in unclicked.get(key, []) + clicked.get(key, []))
 
@@ -266,3 +272,105 @@ def test_retargeting_off_leaves_the_other_draws_alone():
         assert 0.6 < same.mean() < 0.95
         # The truth is a function of the session's interest and the item alone.
         assert np.allclose(truth_a.click_probability[same], truth_b.click_probability[same])
+
+
+def _all_shards(config):
+    from simulator.generate import build_world, iterate_shards
+    world = build_world(config)
+    shards = list(iterate_shards(config, world))
+    events = {name: np.concatenate([getattr(e, name) for _, e, _ in shards])
+              for name in ("user", "item", "category", "brand", "timestamp", "feedback", "pid")}
+    truth = {name: np.concatenate([getattr(t, name) for _, _, t in shards])
+             for name in ("user", "item", "timestamp", "click_probability", "label")}
+    return world, events, truth
+
+
+def test_prior_browsing_is_category_level_history_before_the_first_day():
+    """prior_days adds category-level clicks (the behaviour log) before the first impression
+    day, as many as sessions x clicks per session, and leaves the impression days alone."""
+    from simulator.generate import CLICK
+    base = SimConfig(seed=5, prior_days=0, need_categories_per_segment=0, **SMALL)
+    prior = SimConfig(seed=5, prior_days=10, prior_clicks_per_session=6.0,
+                      need_categories_per_segment=0, **SMALL)
+    _, events_a, truth_a = _all_shards(base)
+    _, events_b, truth_b = _all_shards(prior)
+    for name in truth_a:  # the same impressions and truth
+        assert np.array_equal(truth_a[name], truth_b[name])
+    early = events_b["timestamp"] < prior.start_timestamp
+    assert early.sum() == len(events_b["user"]) - len(events_a["user"])
+    assert (events_b["timestamp"][early]
+            >= prior.start_timestamp - 10 * SECONDS_PER_DAY).all()
+    assert (events_b["feedback"][early] == CLICK).all()
+    assert (events_b["item"][early] == -1).all() and (events_b["category"][early] >= 0).all()
+    expected = SMALL["num_users"] * 10 * prior.sessions_per_day * 6.0
+    assert abs(early.sum() - expected) < 0.05 * expected
+    # Each shard stays time-ordered, and prior clicks are drawn from interest: a user's
+    # concentrate on fewer categories than uniform draws would.
+    from simulator.generate import build_world, iterate_shards
+    for _, shard, _ in iterate_shards(prior, build_world(prior)):
+        assert (np.diff(shard.timestamp) >= 0).all()
+    per_user = {}
+    for user, category in zip(events_b["user"][early], events_b["category"][early]):
+        per_user.setdefault(user, []).append(category)
+    top_share = np.mean([np.bincount(c).max() / len(c) for c in per_user.values() if len(c) >= 30])
+    assert top_share > 3.0 / SMALL["num_categories"]
+
+
+def test_periodic_needs_are_bought_at_intervals_and_clicked_when_shown():
+    """A need (the paper's cat food) is bought every need_interval_days on average, as
+    category-level clicks and a like, by the users who have it only; its impressions reach
+    the whole segment, and the users with the need click them far more often."""
+    from simulator.generate import CLICK, LIKE, UNCLICK
+    config = SimConfig(seed=6, num_users=1500, num_items=800, num_categories=30, num_brands=80,
+                       days=8, prior_days=20, prior_clicks_per_session=2.0, need_categories_per_segment=2, need_rate=0.4,
+                       need_interval_days=6.0, need_impression_share=0.2, users_per_shard=500)
+    world, events, truth = _all_shards(config)
+    assert 0.3 < world.user_needs.mean() < 0.5
+    likes = (events["feedback"] == LIKE) & (events["item"] < 0)
+    need_like = world.need_of(events["user"][likes], events["category"][likes])
+    assert need_like.all()  # category-level likes are purchases of a need, of its owner
+    gaps = []
+    by_key = {}
+    for user, category, time in zip(events["user"][likes], events["category"][likes],
+                                    events["timestamp"][likes]):
+        by_key.setdefault((user, category), []).append(time)
+    for times in by_key.values():
+        gaps += list(np.diff(sorted(times)) / SECONDS_PER_DAY)
+    assert abs(np.mean(gaps) - 6.0) < 0.6
+    span = config.prior_days + config.days
+    assert abs(len(by_key) - world.user_needs.sum()) <= 0.02 * world.user_needs.sum()
+    assert abs(np.mean([len(t) for t in by_key.values()]) - span / 6.0) < 1.0
+    # Demographic targeting: at least the configured share of impressions shows a category
+    # of the user's segment's pool, whether the user has that need or not.
+    category = world.item_category[truth["item"]]
+    pool = world.segment_need_categories[world.user_segment[truth["user"]]]
+    in_pool = (pool == category[:, None]).any(axis=1)
+    assert in_pool.mean() >= 0.2
+    need = world.need_of(truth["user"], category)
+    assert 0 < need.sum() < in_pool.sum()
+    click_need = truth["label"][need].mean()
+    click_other_pool = truth["label"][in_pool & ~need].mean()
+    assert click_need > 3 * click_other_pool
+    assert (events["feedback"] != UNCLICK).any() and (events["feedback"] == CLICK).any()
+
+
+def test_needs_and_prior_days_off_leave_the_world_alone():
+    """Both draw from their own streams: with them off, the world and events are those of a
+    configuration without the settings at all (the built-in dataset does not move)."""
+    from simulator.generate import build_world
+    none = dict(prior_days=0, need_categories_per_segment=0)
+    base = SimConfig(seed=3, **none, **SMALL)
+    off = SimConfig(seed=3, need_rate=0.9, need_interval_days=3.0, prior_clicks_per_session=2.0,
+                    **none, **SMALL)
+    with_needs = SimConfig(seed=3, prior_days=0, need_categories_per_segment=2, **SMALL)
+    world_a, world_b = build_world(base), build_world(with_needs)
+    for name in ("category_vectors", "item_category", "user_interest", "user_profile"):
+        assert np.array_equal(getattr(world_a, name), getattr(world_b, name))
+    _, events_a, truth_a = _all_shards(base)
+    _, events_off, truth_off = _all_shards(off)
+    for name in events_a:
+        assert np.array_equal(events_a[name], events_off[name])
+    with pytest.raises(ValueError, match="need_categories_per_segment"):
+        SimConfig(need_categories_per_segment=200, num_categories=120)
+    with pytest.raises(ValueError, match="prior_days"):
+        SimConfig(prior_days=-1)
