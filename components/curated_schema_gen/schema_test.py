@@ -96,8 +96,10 @@ def real_examples(tmp_path_factory):
     from simulator.dataset import write_dataset
 
     logs = str(tmp_path_factory.mktemp("logs"))
+    # No browsing before the first impression day, so that first impressions have empty
+    # histories (the bounds the test exercises: 0 and T values).
     write_dataset(SimConfig(seed=5, num_users=40, num_items=60, num_categories=8,
-                            num_brands=15), logs, progress=lambda message: None)
+                            num_brands=15, prior_days=0), logs, progress=lambda message: None)
     out = str(tmp_path_factory.mktemp("examplegen"))
     examples = standard_artifacts.Examples()
     examples.uri = os.path.join(out, "examples")
