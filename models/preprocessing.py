@@ -175,8 +175,17 @@ def _non_empty(values: tf.Tensor) -> tf.Tensor:
 
 
 def _vocabulary(values: tf.Tensor, name: str, config: TransformConfig):
-    """tft.vocabulary over the non-empty `values` (any shape), saved as `name`."""
-    return tft.vocabulary(_non_empty(tf.reshape(values, [-1])), vocab_filename=name,
+    """tft.vocabulary over the non-empty `values` (any shape), saved as `name`.
+
+    Every value has weight 1, so the vocabulary is the frequency-ordered one of an unweighted
+    call (the weighted count of a value is its count, summed exactly in float64). The weight
+    is there for speed: without one, TFT hands Beam every value of the batch as a Python
+    element to count (about 200 per example here, 70% of the analysis pass on the built-in
+    data); with one, the graph reduces each batch to its unique values and their counts
+    first (tf_utils.reduce_batch_weighted_counts).
+    """
+    flat = _non_empty(tf.reshape(values, [-1]))
+    return tft.vocabulary(flat, vocab_filename=name, weights=tf.ones_like(flat, tf.float64),
                           frequency_threshold=config.vocab_frequency_threshold, name=name)
 
 

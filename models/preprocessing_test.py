@@ -427,3 +427,42 @@ def test_serving_graph_matches_beam_transform(default_run):
     assert set(served) == set(rows[0]) - {F.LABEL}
     for name, values in served.items():
         np.testing.assert_allclose(values, column(rows, name), rtol=1e-6, err_msg=name)
+
+
+# ----------------------------------------------------------------------------------------
+# The weighted vocabulary (a speed change) against tf.Transform's unweighted one
+# ----------------------------------------------------------------------------------------
+def test_weighted_vocabulary_equals_unweighted_with_ties_and_threshold(tmp_path):
+    """_vocabulary gives every value weight 1 so the graph pre-reduces each batch; the file
+    must be exactly what an unweighted tft.vocabulary writes: same entries, same order for
+    tied counts (many here: 40 values drawn from 12 with repeats), same frequency cut."""
+    rng = np.random.default_rng(7)
+    tokens = [b"t%02d" % i for i in range(12)] + [b""]  # '' is never counted
+    rows = [{"x": list(rng.choice(tokens, size=int(rng.integers(0, 6))))} for _ in range(40)]
+    spec = {"x": tf.io.VarLenFeature(tf.string)}
+    for threshold in (1, 3):
+        config = P.TransformConfig.from_custom_config({"vocab_frequency_threshold": threshold})
+
+        def fn(inputs, config=config, threshold=threshold):
+            values = inputs["x"].values
+            P._vocabulary(values, "weighted", config)
+            tft.vocabulary(P._non_empty(values), vocab_filename="unweighted",
+                           frequency_threshold=threshold, name="unweighted")
+            return {"n": tf.zeros(inputs["x"].dense_shape[:1], tf.int64)}  # one per row
+
+        out_dir = str(tmp_path / ("t%d" % threshold))
+        with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+            data = pipeline | "Rows%d" % threshold >> beam.Create(rows)
+            transform_fn = ((data, dataset_metadata.DatasetMetadata.from_feature_spec(spec))
+                            | tft_beam.AnalyzeDataset(fn))
+            _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+        output = tft.TFTransformOutput(out_dir)
+        weighted, unweighted = (output.vocabulary_by_name(n) for n in ("weighted", "unweighted"))
+        counts = {}
+        for row in rows:
+            for t in row["x"]:
+                if t:
+                    counts[t] = counts.get(t, 0) + 1
+        assert sorted(weighted) == sorted(t for t, c in counts.items() if c >= threshold)
+        assert len(set(counts.values())) < len(counts)  # ties are present
+        assert weighted == unweighted
