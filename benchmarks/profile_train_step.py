@@ -93,7 +93,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="dumn", choices=("dumn", "din"))
+    from models import registry
+
+    p.add_argument("--model", default="dumn", choices=registry.kinds())
     p.add_argument("--vocab", default="small", choices=("taobao", "small"))
     p.add_argument("--steps", type=int, default=5, help="traced steps")
     p.add_argument("--warmup", type=int, default=5)

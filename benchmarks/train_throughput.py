@@ -61,7 +61,8 @@ TAOBAO_PROFILE_FIELDS = {
     "pvalue_level": 6, "shopping_level": 5, "occupation": 4, "new_user_class_level": 7,
 }
 PID_VOCAB = 4  # 0 (none), the two pids, one OOV bucket
-MODEL_LABELS = {"dumn": "DUMN (ours)", "din": "DIN (ours)"}
+def model_label(kind):
+    return "%s (ours)" % kind.upper()
 
 
 def _config(model_name, vocab_name, args):
@@ -74,7 +75,6 @@ def _config(model_name, vocab_name, args):
         user_vocab_size=v["user"], pid_vocab_size=PID_VOCAB,
         user_fields=TAOBAO_PROFILE_FIELDS if args.profile_fields else {},
         max_seq_len=args.seq_len, embedding_dim=args.embedding_dim,
-        din_attention_units=(80, 40), din_hidden_units=(200, 80),
     )
     if args.samples is not None:
         values["num_triplet_samples"] = args.samples
@@ -91,6 +91,7 @@ def _build(config):
         build_model = None
     if build_model is not None:
         return build_model(config)
+    # Older commits (before/after measurements) had no factory and models/dumn.py, din.py.
     if config.model == "dumn":
         from models.dumn import build_dumn
         return build_dumn(config)
@@ -138,7 +139,7 @@ def run_ours(model_name, vocab_name, args):
     return {
         "library": "dumn-tfx (this repo)",
         "tensorflow": tf.__version__,
-        "model": MODEL_LABELS[model_name],
+        "model": model_label(model_name),
         "vocab": vocab_name,
         "vocab_sizes": VOCABS[vocab_name],
         "batch_size": args.batch_size,
@@ -248,7 +249,7 @@ def main(argv=None):
         description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="dumn,din", help="comma-separated: dumn, din")
+    p.add_argument("--models", default="dumn,din", help="comma-separated kinds of models/registry.py")
     p.add_argument("--vocab", default="taobao,small",
                    help="comma-separated vocabulary presets: %s" % ", ".join(VOCABS))
     p.add_argument("--steps", type=int, default=10, help="timed steps per window (default 10)")
@@ -285,9 +286,11 @@ def main(argv=None):
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     vocabs = [v.strip() for v in args.vocab.split(",") if v.strip()]
+    from models import registry
+
     for m in models:
-        if m not in MODEL_LABELS:
-            p.error("unknown model %r (dumn, din)" % m)
+        if m not in registry.kinds():
+            p.error("unknown model %r (%s)" % (m, ", ".join(registry.kinds())))
     for v in vocabs:
         if v not in VOCABS:
             p.error("unknown vocab preset %r (%s)" % (v, ", ".join(VOCABS)))

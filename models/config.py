@@ -13,9 +13,8 @@ import dataclasses
 import json
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from feedback_contract import FEEDBACK_TYPES
+from models import registry
 
-MODELS = ("dumn", "din")
 ATTENTION_SCALES = ("sqrt_T", "sqrt_d")
 PAIR_MODES = ("pair", "concat", "cross", "ffn", "attention")
 TRIPLET_SAMPLINGS = ("hard", "random")
@@ -24,7 +23,6 @@ FEEDBACK_MODES = ("all4", "implicit", "merged")
 # of all four types in time order, no type tag (§4.3.5); 'tagged' = the four T-long histories
 # concatenated (4T slots), each element plus a learned feedback-type embedding.
 MERGED_ORDERS = ("time", "tagged")
-DIN_ACTIVATIONS = ("dice", "prelu")
 OPTIMIZERS = ("lazy_adam", "adam")
 TRIPLET_GRADIENTS = ("write_path", "full")
 TARGET_ATTENTIONS = ("linear", "mlp")
@@ -71,15 +69,21 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Hyper-parameters, vocabulary sizes and ablation switches of DUMN / DIN.
+    """Hyper-parameters, vocabulary sizes and ablation switches of DUMN and the other models.
 
     Vocabulary sizes count every row of the embedding table: index 0 (padding / no value),
     the vocabulary entries and the OOV buckets (see models/features.py). They have no
     default that could silently be too small: they must be set (>= 2).
+
+    The fields here are shared by every model (vocabularies, E, T, optimiser, seed) or belong
+    to DUMN and its user memory network, which other models can take on as a plug-in (UMN).
+    A model's own hyper-parameters live in its module's `Settings` (models/registry.py) and
+    travel in `model_settings`; `from_dict`, `for_ablation`, `replace` and the override
+    parsers also accept them as flat keys (`din_hidden_units=...`).
     """
 
     # --- which model -------------------------------------------------------------------
-    model: str = "dumn"  # 'dumn' | 'din'
+    model: str = "dumn"  # a kind of models/registry.py: kinds()
 
     # --- vocabularies (rows of each embedding table, index 0 included) ------------------
     item_vocab_size: int = 0
@@ -182,23 +186,51 @@ class ModelConfig:
     feedback_mode: str = "all4"  # 'implicit' = DUMN_IF, 'merged' = DUMN_AF
     merged_order: str = "time"  # AF's sequence, see MERGED_ORDERS
 
-    # --- DIN baseline (Zhou et al., KDD'18) ----------------------------------------------
-    din_attention_units: Tuple[int, ...] = (80, 40)
-    din_hidden_units: Tuple[int, ...] = (200, 80)
-    din_activation: str = "dice"  # 'dice' | 'prelu'
-    # The histories DIN pools, each with its own local activation unit (the DIN paper's
-    # behaviour sequence is the click history; more types make a stronger, DFN-like baseline
-    # that tells whether the other histories carry signal at all).
-    din_feedback_types: Tuple[str, ...] = ("click",)
+    # --- the selected model's own settings (its Settings dataclass, models/registry.py) --
+    model_settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         # Accept lists (JSON) for tuple fields and keep the object hashable-ish / immutable.
-        for name in ("prediction_units", "din_attention_units", "din_hidden_units",
-                     "target_attention_units"):
+        for name in ("prediction_units", "target_attention_units"):
             object.__setattr__(self, name, tuple(int(u) for u in getattr(self, name)))
-        object.__setattr__(self, "din_feedback_types", tuple(self.din_feedback_types))
         object.__setattr__(self, "user_fields", dict(self.user_fields))
+        object.__setattr__(self, "_settings", None)
+        object.__setattr__(self, "_settings_errors", self._build_settings())
         self.validate()
+
+    def _build_settings(self):
+        """Types and completes `model_settings` with the model's defaults; returns errors."""
+        given = dict(self.model_settings)
+        if self.model not in registry.kinds():
+            return []  # validate() reports the unknown model
+        settings_cls = registry.settings_class(self.model)
+        types = registry.setting_types(self.model)
+        errors, typed = [], {}
+        for key, value in given.items():
+            if key not in types:
+                owner = registry.setting_owner(key)
+                errors.append("%s is a setting of model %r, not of %r" % (key, owner, self.model)
+                              if owner else "%s is not a setting of model %r (its settings: %s)"
+                              % (key, self.model, ", ".join(sorted(types)) or "none"))
+                continue
+            try:
+                typed[key] = _coerce(types[key], value)
+            except ValueError as e:
+                errors.append("%s=%r: %s" % (key, value, e))
+        if errors or settings_cls is None:
+            if settings_cls is None:
+                object.__setattr__(self, "model_settings", {})
+            return errors
+        settings = settings_cls(**typed)
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "model_settings", dataclasses.asdict(settings))
+        problems = getattr(settings, "problems", None)
+        return list(problems()) if problems else []
+
+    @property
+    def settings(self):
+        """The selected model's Settings instance (None for a model without settings)."""
+        return self._settings
 
     # ------------------------------------------------------------------------------------
     def validate(self) -> None:
@@ -214,13 +246,12 @@ class ModelConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 errors.append("%s=%r, expected an integer >= 1" % (name, value))
 
-        choice("model", MODELS)
+        choice("model", registry.kinds())
         choice("attention_scale", ATTENTION_SCALES)
         choice("pair_mode", PAIR_MODES)
         choice("triplet_sampling", TRIPLET_SAMPLINGS)
         choice("feedback_mode", FEEDBACK_MODES)
         choice("merged_order", MERGED_ORDERS)
-        choice("din_activation", DIN_ACTIVATIONS)
         choice("optimizer", OPTIMIZERS)
         choice("triplet_gradient", TRIPLET_GRADIENTS)
         choice("target_attention", TARGET_ATTENTIONS)
@@ -241,15 +272,10 @@ class ModelConfig:
                 errors.append("user_fields has an invalid field name %r" % (field,))
             if not isinstance(size, int) or isinstance(size, bool) or size < 2:
                 errors.append("user_fields[%r]=%r, expected a vocabulary size >= 2" % (field, size))
-        for name in ("prediction_units", "din_attention_units", "din_hidden_units",
-                     "target_attention_units"):
+        for name in ("prediction_units", "target_attention_units"):
             if any(u < 1 for u in getattr(self, name)):
                 errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
-        unknown_types = [t for t in self.din_feedback_types if t not in FEEDBACK_TYPES]
-        if unknown_types or not self.din_feedback_types or \
-                len(set(self.din_feedback_types)) != len(self.din_feedback_types):
-            errors.append("din_feedback_types=%r, expected distinct types of %s"
-                          % (self.din_feedback_types, FEEDBACK_TYPES))
+        errors.extend(self._settings_errors)
         for name in ("triplet_margin", "triplet_weight", "memory_init_stddev", "embedding_l2",
                      "memory_diversity_weight"):
             if getattr(self, name) < 0:
@@ -317,24 +343,45 @@ class ModelConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-compatible dict (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        for key, value in out.items():
-            if isinstance(value, tuple):
-                out[key] = list(value)
-        return out
+        def plain(value):
+            if isinstance(value, (tuple, list)):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {key: plain(value) for key, value in dataclasses.asdict(self).items()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
-        """Builds a config from a dict (e.g. TFX custom_config); unknown keys are an error."""
+        """Builds a config from a dict (e.g. TFX custom_config); unknown keys are an error.
+
+        A model's own settings may be given flat (`din_hidden_units`) or under
+        `model_settings`; flat keys of another model than `model` are an error."""
+        return cls(**cls._route_settings(values))
+
+    @classmethod
+    def _route_settings(cls, values: Mapping[str, Any]) -> Dict[str, Any]:
+        """`values` with every flat model-setting key moved into `model_settings`."""
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        out = {k: v for k, v in values.items() if k in known}
+        flat = {k: v for k, v in values.items() if k not in known}
+        unknown = sorted(k for k in flat if registry.setting_owner(k) is None)
         if unknown:
-            raise ValueError("Unknown ModelConfig keys %s; valid keys: %s"
-                             % (unknown, sorted(known)))
-        return cls(**dict(values))
+            raise ValueError("Unknown ModelConfig keys %s; valid keys: %s, and the models' "
+                             "own settings (%s)" % (unknown, sorted(known),
+                                                    ", ".join(cls.model_setting_names())))
+        if flat:
+            out["model_settings"] = {**dict(out.get("model_settings") or {}), **flat}
+        return out
+
+    @classmethod
+    def model_setting_names(cls) -> Tuple[str, ...]:
+        """Every registered model's own setting names (imports the models' modules)."""
+        return tuple(name for kind in registry.kinds() for name in registry.setting_types(kind))
 
     @classmethod
     def coerce_overrides(cls, overrides: Mapping[str, Any]) -> Dict[str, Any]:
@@ -349,11 +396,17 @@ class ModelConfig:
         fields = {f.name: f.type for f in dataclasses.fields(cls)}
         typed, errors = {}, []
         for key, value in overrides.items():
-            if key not in fields:
-                errors.append("unknown setting %r (valid: %s)" % (key, ", ".join(sorted(fields))))
-                continue
+            annotation = fields.get(key)
+            if annotation is None:
+                owner = registry.setting_owner(key)
+                if owner is None:
+                    errors.append("unknown setting %r (valid: %s; and the models' own: %s)"
+                                  % (key, ", ".join(sorted(fields)),
+                                     ", ".join(cls.model_setting_names())))
+                    continue
+                annotation = registry.setting_types(owner)[key]
             try:
-                typed[key] = _coerce(fields[key], value)
+                typed[key] = _coerce(annotation, value)
             except ValueError as e:
                 errors.append("%s=%r: %s" % (key, value, e))
         if errors:
@@ -370,7 +423,7 @@ class ModelConfig:
                                              "brand_vocab_size", "user_vocab_size",
                                              "pid_vocab_size")}
         try:
-            cls(**{**placeholders, **base, **typed})
+            cls.from_dict({**placeholders, **base, **typed})
         except ValueError as e:
             message = "; ".join(line.strip(" -") for line in str(e).splitlines()
                                 if line.strip(" -") and not line.startswith("Invalid"))
@@ -388,9 +441,16 @@ class ModelConfig:
             raise ValueError("Unknown ablation %r; known: %s" % (name, sorted(ABLATIONS)))
         merged = dict(ABLATIONS[name])
         merged.update(values)
-        return cls(**merged)
+        return cls.from_dict(merged)
 
     def replace(self, **values) -> "ModelConfig":
+        """A copy with `values` changed (model settings may be flat keys). Changing `model`
+        drops the old model's settings."""
+        values = self._route_settings(values)
+        if values.get("model", self.model) != self.model:
+            values.setdefault("model_settings", {})
+        elif "model_settings" in values:
+            values["model_settings"] = {**self.model_settings, **values["model_settings"]}
         return dataclasses.replace(self, **values)
 
 
@@ -441,10 +501,18 @@ def _coerce(annotation, value):
                 items = [part for part in text.strip("()[]").split(",") if part.strip()]
         if not isinstance(items, (list, tuple)):
             items = [items]
+        element = args[0] if args and args[0] is not Ellipsis else int
         try:
-            return tuple(_coerce(int, item) for item in items)
+            return tuple(_coerce(element, item.strip() if isinstance(item, str) else item)
+                         for item in items)
         except ValueError:
-            raise ValueError("expected a list of integers, e.g. [200, 80]") from None
+            raise ValueError("expected a list of %s, e.g. %s" % (
+                ("integers", "[200, 80]") if element is int else ("strings", '["click"]'))) \
+                from None
+    if origin is dict and args and args[1] is Any:  # model_settings: typed by the model
+        if isinstance(value, dict):
+            return dict(value)
+        raise ValueError("expected a JSON object")
     if origin is dict:
         if text is not None:
             try:

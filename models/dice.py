@@ -1,6 +1,6 @@
 """Dice, DIN's data-adaptive activation (Zhou et al., KDD'18, §4.3), shared by the models.
 
-DIN's hidden layers use it (models/din.py); DUMN's prediction head can (ModelConfig
+DIN's hidden layers use it (models/zoo/din.py); DUMN's prediction head can (ModelConfig
 `prediction_activation='dice'`, models/layers.PredictionHead).
 """
 import legacy_keras  # noqa: F401

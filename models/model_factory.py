@@ -1,22 +1,17 @@
-"""`build_model(config)`: DUMN or DIN, selected by `config.model`."""
+"""`build_model(config)`: the registered model of kind `config.model` (models/registry.py)."""
 from typing import Optional, Sequence
 
 import legacy_keras  # noqa: F401
 import tensorflow as tf
 
+from models import registry
 from models.base import CtrModel
 from models.config import ModelConfig
 
 
 def build_model(config: ModelConfig) -> CtrModel:
-    """A new, uncompiled model for `config` ('dumn' -> DumnModel, 'din' -> DinModel)."""
-    if config.model == "dumn":
-        from models.dumn import build_dumn
-        return build_dumn(config)
-    if config.model == "din":
-        from models.din import build_din
-        return build_din(config)
-    raise ValueError("unknown model %r; expected 'dumn' or 'din'" % (config.model,))
+    """A new, uncompiled model for `config` (the class models/zoo/<config.model>.py registers)."""
+    return registry.build(config)
 
 
 def build_compiled_model(config: ModelConfig,

@@ -11,17 +11,28 @@ from models import features as F
 
 
 def tiny_config(**overrides):
-    """A ModelConfig small enough for fast unit tests (all ablations default)."""
+    """A ModelConfig small enough for fast unit tests (all ablations default).
+
+    Model settings may be flat keys (`din_hidden_units=...`); a model's layer widths in
+    TINY_MODEL_SETTINGS apply when that model is selected."""
+    from models import registry
     from models.config import ModelConfig  # local: keep this module import-light
 
     values = dict(
         item_vocab_size=50, cate_vocab_size=12, brand_vocab_size=20, user_vocab_size=40,
         pid_vocab_size=3, user_fields={"age_level": 5, "gender": 3},
         max_seq_len=8, embedding_dim=4, num_heads=2, ffn_units=16, prediction_units=(16,),
-        memory_slots=6, memory_dim=8, num_triplet_samples=3,
-        din_attention_units=(8, 4), din_hidden_units=(16, 8))
+        memory_slots=6, memory_dim=8, num_triplet_samples=3)
+    kind = overrides.get("model", "dumn")
+    own = registry.setting_types(kind) if kind in registry.kinds() else {}
+    values.update({k: v for k, v in TINY_MODEL_SETTINGS.items() if k in own})
     values.update(overrides)
-    return ModelConfig(**values)
+    return ModelConfig.from_dict(values)
+
+
+# Small widths for the models' own settings, by name; a name the selected model lacks is
+# skipped, so a new model needs no entry here (its defaults apply).
+TINY_MODEL_SETTINGS = dict(din_attention_units=(8, 4), din_hidden_units=(16, 8))
 
 
 def _padded_ids(rng, vocab, lengths, width):

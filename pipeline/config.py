@@ -11,7 +11,8 @@ import typing
 from typing import Any, Dict, List, Optional, Tuple
 
 import beam_fixes
-from models.config import MODELS, ModelConfig
+from models import registry
+from models.config import ModelConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,7 +117,8 @@ class PipelineConfig:
     num_oov_buckets: int = knob("out-of-vocabulary buckets per id vocabulary", 10)
 
     # Trainer
-    model: str = knob("the model to train", "dumn", choices=MODELS)
+    model: str = knob("the model to train (models/registry.py; `dumn-pipeline --help` lists "
+                       "them)", "dumn", choices=registry.kinds())
     # About one epoch of the built-in data; past it every model overfits (docs/quality.md).
     train_steps: int = knob("Trainer steps", 500)
     eval_steps: int = knob("Trainer eval steps", 100)

@@ -27,8 +27,14 @@ NOT_BLESSED_EXIT_CODE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from models import registry
+
     p = argparse.ArgumentParser(
         prog="dumn-pipeline", description=__doc__,
+        epilog="models (--model; models/registry.py, one module each in models/zoo/):\n"
+               + "\n".join("  %-10s %s" % (k, registry.summary(k)) for k in registry.kinds())
+               + "\n\nA model's own settings are --model-override KEY=VALUE with its keys "
+                 "(e.g. din_hidden_units=[200,80]); see docs/model.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="folder of logs (canonical or Tianchi layout); default: the "
                                   "built-in simulated dataset, generated on first use")

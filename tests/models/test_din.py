@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models import features as F
-from models.din import Dice, DinModel, LocalActivationUnit, build_din
+from models.zoo.din import Dice, DinModel, LocalActivationUnit, build_din
 from models.model_factory import build_compiled_model, build_model
 from models.testing_utils import as_tensors, learnable_features, random_features, tiny_config
 

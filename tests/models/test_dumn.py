@@ -6,7 +6,7 @@ from sklearn.metrics import roc_auc_score
 
 from models import features as F
 from models.config import ABLATIONS, ModelConfig
-from models.dumn import build_dumn
+from models.zoo.dumn import build_dumn
 from models.model_factory import build_compiled_model, build_model
 from models.testing_utils import (as_tensors, learnable_features, random_features,
                                   tiny_config)
@@ -248,7 +248,7 @@ def decoded_merged_ids(x, part="item"):
 
 
 def test_time_ordered_history_gathers_the_referenced_events(config):
-    from models.dumn import MERGED, time_ordered_history
+    from models.zoo.dumn import MERGED, time_ordered_history
     x = random_features(config, 12, seed=21)
     # Drop the oldest events of some histories (as a Transform with a smaller T would): their
     # codes must be skipped and the rest moved to the front.

@@ -106,7 +106,7 @@ def test_mirrored_strategy_on_two_devices_writes_the_global_batch_mean():
 
 
 def test_memory_diagnostics_report_collapse_and_spread():
-    from models.dumn import build_dumn
+    from models.zoo.dumn import build_dumn
     from models.testing_utils import as_tensors, random_features, tiny_config
 
     config = tiny_config(memory_slots=16)
@@ -218,7 +218,7 @@ def test_pca_projection_keeps_points_that_lie_on_a_plane_exactly():
 
 def test_projections_show_each_channel_raw_and_purified_and_the_reads_of_repeat_users():
     from models.diagnostics import projections
-    from models.dumn import build_dumn
+    from models.zoo.dumn import build_dumn
     from models.testing_utils import as_tensors, random_features, tiny_config
 
     config = tiny_config(memory_slots=16)

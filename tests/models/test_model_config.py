@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from models import registry
 from models.config import ABLATIONS, ModelConfig
 from models.testing_utils import tiny_config
 
@@ -69,6 +70,9 @@ def test_every_ablation_preset_is_valid_and_changes_its_settings():
     for name, settings in ABLATIONS.items():
         c = ModelConfig.for_ablation(name, **VOCABS)
         changed = {k for k, v in c.to_dict().items() if base[k] != v}
+        if c.model != base["model"]:  # another model: its own settings' defaults come along
+            assert c.settings == registry.settings_class(c.model)()
+            changed.discard("model_settings")
         assert changed == set(settings), name
     assert ModelConfig.for_ablation("IF", **VOCABS).channels == ("click", "unclick")
     assert ModelConfig.for_ablation("AF", **VOCABS).channels == ("all",)

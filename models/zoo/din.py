@@ -1,7 +1,7 @@
 """DIN baseline (Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD'18).
 
 Same input contract and training loop as DUMN (models/base.py), selected by
-`ModelConfig(model='din')`. DIN reads the user profile, the target item, pid, price and the
+`ModelConfig(model='din')`; its own hyper-parameters are `DinModel.Settings` (`din_*`). DIN reads the user profile, the target item, pid, price and the
 CLICK history only (its behaviour sequence); the other histories and the triplet samples are
 ignored.
 
@@ -17,9 +17,13 @@ ignored.
 Dice's statistics are computed over the real positions only (the mask), with moving averages
 for inference, so padding never influences the output.
 """
+import dataclasses
+from typing import List, Tuple
+
 import legacy_keras  # noqa: F401
 import tensorflow as tf
 
+from feedback_contract import FEEDBACK_TYPES
 from models.base import CtrModel
 from models.config import ModelConfig
 from models.dice import Dice, call_activation  # noqa: F401  (Dice: DIN §4.3)
@@ -58,14 +62,46 @@ class LocalActivationUnit(tf.keras.layers.Layer):
         return config
 
 
+DIN_ACTIVATIONS = ("dice", "prelu")
+
+
+@dataclasses.dataclass(frozen=True)
+class DinSettings:
+    """DIN's hyper-parameters (the DIN paper's sizes)."""
+
+    din_attention_units: Tuple[int, ...] = (80, 40)
+    din_hidden_units: Tuple[int, ...] = (200, 80)
+    din_activation: str = "dice"  # 'dice' | 'prelu'
+    # The histories DIN pools, each with its own local activation unit (the DIN paper's
+    # behaviour sequence is the click history; more types make a stronger, DFN-like baseline
+    # that tells whether the other histories carry signal at all).
+    din_feedback_types: Tuple[str, ...] = ("click",)
+
+    def problems(self) -> List[str]:
+        errors = []
+        if self.din_activation not in DIN_ACTIVATIONS:
+            errors.append("din_activation=%r, expected one of %s"
+                          % (self.din_activation, DIN_ACTIVATIONS))
+        for name in ("din_attention_units", "din_hidden_units"):
+            if any(u < 1 for u in getattr(self, name)):
+                errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
+        types = self.din_feedback_types
+        if not types or len(set(types)) != len(types) or \
+                any(t not in FEEDBACK_TYPES for t in types):
+            errors.append("din_feedback_types=%r, expected distinct types of %s"
+                          % (types, FEEDBACK_TYPES))
+        return errors
+
+
 class DinModel(CtrModel):
     """DIN on the project's input contract; see the module docstring."""
 
     MODEL_KIND = "din"
+    Settings = DinSettings
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(config, **kwargs)
-        c = config
+        c = config.settings
         # One local activation unit per pooled history (config.din_feedback_types); the
         # paper's DIN pools the click history alone, under the name it has always had.
         self.attentions = {
@@ -80,10 +116,10 @@ class DinModel(CtrModel):
         self.output_layer = tf.keras.layers.Dense(1, name="logit")
 
     def read_feedback_types(self):
-        return self.config.din_feedback_types
+        return self.config.settings.din_feedback_types
 
     def forward(self, inputs, training=False, triplet_seed=None):
-        types = self.config.din_feedback_types
+        types = self.config.settings.din_feedback_types
         emb = self.embedding(inputs, feedback_types=types)
         pooled = {f: self.attentions[f](emb["sequences"][f], emb["masks"][f], emb["item"],
                                         training=training) for f in types}
@@ -102,3 +138,6 @@ class DinModel(CtrModel):
 def build_din(config: ModelConfig) -> DinModel:
     """A new, uncompiled DinModel."""
     return DinModel(config)
+
+
+MODEL = DinModel

@@ -219,3 +219,6 @@ class DumnModel(CtrModel):
 def build_dumn(config: ModelConfig) -> DumnModel:
     """A new, uncompiled DumnModel (compile() defaults to LazyAdam at config.learning_rate)."""
     return DumnModel(config)
+
+
+MODEL = DumnModel
