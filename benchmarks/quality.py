@@ -1,8 +1,13 @@
-"""Quality benchmark: DUMN, DIN and the paper's ablations on ONE Transform output, same budget.
+"""Quality benchmark: every registered model and the paper's ablations on ONE Transform
+output, same budget.
 
     .venv/bin/python benchmarks/quality.py --output-root output \
-        --variants DUMN,DIN,-UMN,-FP,-TL,IF --seeds 1,2,3 --budgets main,converge \
+        --variants models,-UMN,-FP,-TL,IF --seeds 1,2,3 --budgets main,converge \
         --markdown docs/quality.md
+
+Variants: `models` = every model of models/registry.py (each under its kind, e.g. `deepfm`;
+the default), a kind, a key of models.config.ABLATIONS (DUMN, DIN, -FP, ...) or a
+`--define`d one.
 
 Data: the latest FeedbackExampleGen examples and Transform graph under
 `<output-root>/pipeline` (the main job's; or `--examples` / `--transform-graph`). The raw
@@ -48,6 +53,21 @@ import legacy_keras  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 import numpy as np  # noqa: E402
 
 SECONDS_PER_DAY = 86400
+# Table 1's row order (the paper's), for the registered models that are in it; models not
+# in the paper follow, then DUMN.
+PAPER_MODEL_ORDER = ("wide_deep", "pnn", "deepfm", "din", "dien", "dsin", "autoint", "dmt",
+                     "dfn")
+
+
+def model_variants():
+    """Every registered kind, in Table 1's order, DUMN last."""
+    from models import registry
+
+    kinds = [k for k in registry.kinds() if k != "dumn"]
+    ordered = [k for k in PAPER_MODEL_ORDER if k in kinds]
+    return ordered + [k for k in kinds if k not in ordered] + ["dumn"]
+
+
 # The paper's tables (§4) and the variants each shows, in its row order.
 TABLES = (
     ("Table 1: models", ("DIN", "DUMN")),
@@ -279,7 +299,8 @@ def format_tables(summary, budgets, oracle) -> str:
         label = {"main": "main job's budget", "converge": "to convergence"}[budget]
         for title, variants in TABLES:
             rows = [v for v in variants if (v, budget) in summary]
-            if title.startswith("Table 1"):  # every variant not in a paper table
+            if title.startswith("Table 1"):  # the models, then every variant not in a table
+                rows = [v for v in model_variants() if (v, budget) in summary] + rows
                 rows += [v for (v, b) in summary if b == budget and v not in rows
                          and not any(v in vs for _, vs in TABLES)]
             if not rows:
@@ -313,8 +334,10 @@ def parse_args(argv=None):
     p.add_argument("--transform-graph", help="a Transform transform_graph artifact folder")
     p.add_argument("--truth", help="simulator ground_truth.csv (default: found next to the "
                                    "built-in dataset)")
-    p.add_argument("--variants", default="DUMN,DIN",
-                   help="comma-separated keys of models.config.ABLATIONS (DUMN, DIN, -FP, ...)")
+    p.add_argument("--variants", default="models",
+                   help="comma-separated: 'models' (every registered model), model kinds "
+                        "(models/registry.py), keys of models.config.ABLATIONS (DUMN, DIN, -FP, "
+                        "...) or --define'd names (default: models)")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--budgets", default="main,converge")
     from pipeline.config import PipelineConfig
@@ -387,6 +410,8 @@ def main(argv=None) -> int:
     from models.config import ABLATIONS
 
     known = {name: (name, {}) for name in ABLATIONS}
+    for kind in model_variants():
+        known.setdefault(kind, ("DUMN", {"model": kind}))
     for item in args.define:
         name, _, rest = item.partition("=")
         base, _, settings = rest.partition("+")
@@ -395,7 +420,11 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 2
         known[name] = (base, json.loads(settings) if settings else {})
-    variants = [v for v in args.variants.split(",") if v]
+    variants = []
+    for v in args.variants.split(","):
+        for name in (model_variants() if v == "models" else [v] if v else []):
+            if name not in variants:
+                variants.append(name)
     unknown = [v for v in variants if v not in known]
     if unknown:
         print("error: unknown variants %s; known: %s" % (unknown, ", ".join(known)),
