@@ -15,7 +15,8 @@ Taobao benchmarks (DeepCTR, FuxiCTR/BARS) give it to them: a baseline without th
 would be weaker than the ones it is compared against. `<kind>_history_types` sets which
 histories (none: the strictly non-sequence reading).
 
-`DeepTower` is the multi-layer perceptron each of these models ends in.
+`DeepTower` is the multi-layer perceptron each of these models ends in; `LinearTerms` the
+first-order (wide) part; `recency_ranks` the position feature of the sequence models.
 """
 from typing import Dict, List, Sequence, Tuple
 
@@ -24,6 +25,14 @@ import tensorflow as tf
 
 from models import features as F
 from models.dice import activation_layer, call_activation
+
+
+def recency_ranks(lengths, width):
+    """[B] lengths -> int [B, width]: 1 + rank from the most recent real event (1 = latest),
+    0 in the padding (histories are oldest first)."""
+    positions = tf.range(width, dtype=tf.int64)[None, :]
+    lengths = tf.cast(lengths, tf.int64)[:, None]
+    return tf.where(positions < lengths, lengths - positions, tf.zeros_like(positions))
 
 
 def masked_mean(sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:

@@ -35,7 +35,7 @@ import tensorflow as tf
 from models import features as F
 from models.base import CtrModel
 from models.config import ModelConfig
-from models.fields import LinearTerms, check_units, ctr_output, vocab_sizes
+from models.fields import LinearTerms, check_units, ctr_output, recency_ranks, vocab_sizes
 
 # The histories DFN reads, by their role in the paper.
 CLICK, UNCLICK, DISLIKE = "click", "unclick", "dislike"
@@ -55,14 +55,6 @@ class DfnSettings:
             if getattr(self, name) < 1:
                 errors.append("%s=%r, expected >= 1" % (name, getattr(self, name)))
         return errors
-
-
-def recency_ranks(lengths, width):
-    """[B] lengths -> int [B, width]: 1 + rank from the most recent real event (1 = latest),
-    0 in the padding (histories are oldest first)."""
-    positions = tf.range(width, dtype=tf.int64)[None, :]
-    lengths = tf.cast(lengths, tf.int64)[:, None]
-    return tf.where(positions < lengths, lengths - positions, tf.zeros_like(positions))
 
 
 class FeedbackTransformer(tf.keras.layers.Layer):

@@ -4,7 +4,8 @@ import numpy as np
 from models import features as F
 from models import registry
 from models.testing_utils import as_tensors, random_features, tiny_config
-from models.zoo.dfn import FeedbackAttention, FeedbackTransformer, recency_ranks
+from models.fields import recency_ranks
+from models.zoo.dfn import FeedbackAttention, FeedbackTransformer
 
 
 def softmax(x):
