@@ -186,6 +186,10 @@ class ModelConfig:
     feedback_mode: str = "all4"  # 'implicit' = DUMN_IF, 'merged' = DUMN_AF
     merged_order: str = "time"  # AF's sequence, see MERGED_ORDERS
 
+    # --- UMN as a plug-in (§4.2.2, Table 3): the user memory network and its triplet loss
+    # added to a model that supports it (AutoInt, DFN), with the memory settings above.
+    umn_plugin: bool = False
+
     # --- the selected model's own settings (its Settings dataclass, models/registry.py) --
     model_settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -217,6 +221,16 @@ class ModelConfig:
                 typed[key] = _coerce(types[key], value)
             except ValueError as e:
                 errors.append("%s=%r: %s" % (key, value, e))
+        if self.umn_plugin:
+            if not getattr(registry.model_class(self.model), "SUPPORTS_UMN", False):
+                errors.append("umn_plugin=True: model %r does not take the UMN plug-in (models "
+                              "that do: %s)" % (self.model, ", ".join(
+                                  k for k in registry.kinds()
+                                  if getattr(registry.model_class(k), "SUPPORTS_UMN", False))))
+            if self.memory_dim % self.embedding_dim:
+                errors.append("umn_plugin=True needs memory_dim (%d) to be a multiple of "
+                              "embedding_dim (%d): the reads join the host as E-wide fields"
+                              % (self.memory_dim, self.embedding_dim))
         if errors or settings_cls is None:
             if settings_cls is None:
                 object.__setattr__(self, "model_settings", {})

@@ -15,6 +15,10 @@ Neural Networks", CIKM 2019).
 * `autoint_hidden_units` non-empty adds the paper's AutoInt+ (§5.5): a feed-forward network
   on the concatenated fields beside the interacting layers, logits summed. Empty (default)
   is AutoInt as the DUMN paper's Table 1 names it.
+* ModelConfig(umn_plugin=True) is the DUMN paper's AutoInt+UMN (Table 3): a user memory per
+  feedback type (models/umn_plugin.py) whose controller reads the history's masked mean
+  (AutoInt's own representation of a history) with e_user; the four reads join the fields
+  (Z / E fields each) before the interacting layers, and the triplet loss joins the loss.
 """
 import dataclasses
 from typing import List, Tuple
@@ -22,10 +26,12 @@ from typing import List, Tuple
 import legacy_keras  # noqa: F401
 import tensorflow as tf
 
+from models import features as F
 from models.base import CtrModel
 from models.config import ModelConfig
 from models.fields import (DeepTower, FieldEmbedding, check_history_types, check_units,
-                           ctr_output)
+                           ctr_output, masked_mean)
+from models.umn_plugin import FORWARDED, UserMemoryPlugin, read_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +104,7 @@ class AutoIntModel(CtrModel):
 
     MODEL_KIND = "autoint"
     Settings = AutoIntSettings
+    SUPPORTS_UMN = True
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -110,13 +117,31 @@ class AutoIntModel(CtrModel):
         self.output_layer = tf.keras.layers.Dense(1, name="logit")  # eq. 10
         self.deep = (DeepTower(s.autoint_hidden_units, "relu", name="deep")
                      if s.autoint_hidden_units else None)
+        self.umn = (UserMemoryPlugin(config, F.FEEDBACK_TYPES, name="umn")
+                    if config.umn_plugin else None)
+
+    def memory_variables(self):
+        return self.umn.memory_variables() if self.umn is not None else {}
 
     def read_feedback_types(self):
-        return self.config.settings.autoint_history_types
+        types = self.config.settings.autoint_history_types
+        if self.umn is not None:
+            types += tuple(f for f in self.umn.channels if f not in types)
+        return types
 
     def forward(self, inputs, training=False, triplet_seed=None):
-        fields = self.fields(self.embedding(inputs,
-                                            feedback_types=self.read_feedback_types()))
+        sample_types = self.umn.sample_types(inputs) if self.umn is not None else ()
+        emb = self.embedding(inputs, feedback_types=self.read_feedback_types(),
+                             sample_types=sample_types)
+        fields = self.fields(emb)
+        umn = {}
+        if self.umn is not None:
+            short = {f: masked_mean(emb["sequences"][f], emb["masks"][f])
+                     for f in self.umn.channels}
+            umn = self.umn(short, emb["user"], emb["masks"], emb["samples"],
+                           emb["sample_counts"], seed=triplet_seed)
+            fields = tf.concat([fields, read_fields(umn["reads"], self.umn.channels,
+                                                    self.config.embedding_dim)], axis=1)
         x = fields
         for layer in self.interacting:
             x = layer(x)
@@ -125,6 +150,9 @@ class AutoIntModel(CtrModel):
         if self.deep is not None:  # AutoInt+
             logit += self.deep(tf.reshape(fields, [-1, fields.shape[1] * fields.shape[2]]),
                                training=training)
+        if umn:
+            return ctr_output(logit, interacted=interacted, long_term=umn["reads"],
+                              **{k: umn[k] for k in FORWARDED})
         return ctr_output(logit, interacted=interacted)
 
 

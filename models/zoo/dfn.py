@@ -25,6 +25,9 @@ released TF1 code (which the DUMN paper ran "per their GitHub settings"):
   concatenated into one logistic unit.
 
 The project's optimiser replaces the code's AdaGrad (lr 0.01) as for every model.
+ModelConfig(umn_plugin=True) is the DUMN paper's DFN+UMN (Table 3): a user memory per
+history DFN reads (models/umn_plugin.py), its controller on the history's transformer output
+with e_user; the reads join the fields of the FM and the deep part, the triplet loss the loss.
 """
 import dataclasses
 from typing import List, Tuple
@@ -36,6 +39,7 @@ from models import features as F
 from models.base import CtrModel
 from models.config import ModelConfig
 from models.fields import LinearTerms, check_units, ctr_output, recency_ranks, vocab_sizes
+from models.umn_plugin import FORWARDED, UserMemoryPlugin
 
 # The histories DFN reads, by their role in the paper.
 CLICK, UNCLICK, DISLIKE = "click", "unclick", "dislike"
@@ -137,6 +141,7 @@ class DfnModel(CtrModel):
 
     MODEL_KIND = "dfn"
     Settings = DfnSettings
+    SUPPORTS_UMN = True
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -159,6 +164,10 @@ class DfnModel(CtrModel):
         self.deep = [tf.keras.layers.Dense(u, activation="relu", name="deep_%d" % i)
                      for i, u in enumerate(s.dfn_hidden_units)]
         self.output_layer = tf.keras.layers.Dense(1, name="logit")
+        self.umn = UserMemoryPlugin(config, DFN_TYPES, name="umn") if config.umn_plugin else None
+
+    def memory_variables(self):
+        return self.umn.memory_variables() if self.umn is not None else {}
 
     def read_feedback_types(self):
         return DFN_TYPES
@@ -171,16 +180,22 @@ class DfnModel(CtrModel):
         return self.projections[f](x), mask
 
     def forward(self, inputs, training=False, triplet_seed=None):
-        emb = self.embedding(inputs, feedback_types=DFN_TYPES)
+        sample_types = self.umn.sample_types(inputs) if self.umn is not None else ()
+        emb = self.embedding(inputs, feedback_types=DFN_TYPES, sample_types=sample_types)
         candidate = emb["item"]
         elements = {f: self.feedback_elements(emb, inputs, f) for f in DFN_TYPES}
         outputs = {f: self.transformers[f](candidate, *elements[f]) for f in DFN_TYPES}
         unclicks, unclick_mask = elements[UNCLICK]
         on_click = self.unclick_on_click(outputs[CLICK], unclicks, unclick_mask)
         on_dislike = self.unclick_on_dislike(outputs[DISLIKE], unclicks, unclick_mask)
-        x = tf.concat([emb["user"], emb["pid"], self.price_vector(emb["price"]), candidate,
-                       outputs[CLICK], outputs[UNCLICK], outputs[DISLIKE], on_click, on_dislike],
-                      axis=1)
+        parts = [emb["user"], emb["pid"], self.price_vector(emb["price"]), candidate,
+                 outputs[CLICK], outputs[UNCLICK], outputs[DISLIKE], on_click, on_dislike]
+        umn = {}
+        if self.umn is not None:
+            umn = self.umn(outputs, emb["user"], emb["masks"], emb["samples"],
+                           emb["sample_counts"], seed=triplet_seed)
+            parts += [umn["reads"][f] for f in DFN_TYPES]
+        x = tf.concat(parts, axis=1)
         fields = tf.reshape(x, [-1, x.shape[1] // self.config.embedding_dim,
                                 self.config.embedding_dim])
         fm = 0.5 * (tf.square(tf.reduce_sum(fields, axis=1))
@@ -190,8 +205,12 @@ class DfnModel(CtrModel):
             deep = layer(deep)
         wide = self.wide(inputs)
         logit = self.output_layer(tf.concat([deep, fm, wide[:, None]], axis=1))[:, 0]
+        extra = {}
+        if umn:
+            extra = {k: umn[k] for k in FORWARDED}
+            extra["long_term"] = umn["reads"]
         return ctr_output(logit, feedback_outputs=outputs, unclick_on_click=on_click,
-                          unclick_on_dislike=on_dislike)
+                          unclick_on_dislike=on_dislike, **extra)
 
 
 MODEL = DfnModel
