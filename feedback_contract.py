@@ -8,6 +8,22 @@ lengths, sample counts, shapes).
 """
 
 FEEDBACK_TYPES = ("click", "unclick", "like", "dislike")
+
+# Prediction tasks: which events on a shown item (an event with an item id) form examples,
+# and which feedback is label 1. 'ctr': impressions, click = 1, unclick = 0 (the paper's
+# main task). 'dislike' (§4.5, Table 7, DFN's task): every feedback event on a shown item,
+# dislike = 1. Histories are point-in-time for both: an example sees only earlier events.
+TASKS = {"ctr": (("click", "unclick"), "click"), "dislike": (FEEDBACK_TYPES, "dislike")}
+
+
+def task_example_feedback(task: str):
+    """The feedback types whose events on a shown item are `task`'s examples."""
+    return TASKS[task][0]
+
+
+def task_positive(task: str) -> str:
+    """The feedback type labelled 1 in `task`."""
+    return TASKS[task][1]
 ITEM_PARTS = ("item", "cate", "brand")
 
 USER_ID = "user_id"

@@ -11,6 +11,7 @@ import typing
 from typing import Any, Dict, List, Optional, Tuple
 
 import beam_fixes
+from feedback_contract import TASKS
 from models import registry
 from models.config import ModelConfig
 
@@ -112,6 +113,10 @@ class PipelineConfig:
         "match no file of the layout; without it such files fail the run (they are listed in "
         "the log report either way)", False)
     seed: int = knob("seed of the triplet samples and the model", 7)
+    task: str = knob(
+        "what the model predicts: 'ctr' (impressions, label 1 = click) or 'dislike' (every "
+        "feedback event on a shown item, label 1 = dislike; the paper's §4.5)", "ctr",
+        choices=tuple(TASKS))
 
     # Transform
     num_oov_buckets: int = knob("out-of-vocabulary buckets per id vocabulary", 10)

@@ -260,7 +260,8 @@ def _run_and_report(args, config: PipelineConfig, console, log_path: str = None)
             console.error("full log: %s" % log_path)
         return 1
     console.say("\n=== DUMN pipeline finished in %.0f s ===" % (time.time() - started))
-    console.say(result.format(oracle_auc(config.data_root)))
+    # The simulator's oracle is of click probabilities: the CTR task's only.
+    console.say(result.format(oracle_auc(config.data_root) if config.task == "ctr" else None))
     if log_path:
         console.say("full log: %s" % log_path)
     if args.fail_if_not_blessed and not result.blessed:

@@ -80,7 +80,7 @@ def create_components(config: PipelineConfig) -> List:
         max_days_from_median=config.max_days_from_median,
         min_eval_examples=config.min_eval_examples,
         drop_duplicate_events=config.drop_duplicate_events,
-        window_days=config.window_days)
+        window_days=config.window_days, task=config.task)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = CuratedSchemaGen(
         template=config.schema_path, max_seq_len=config.max_seq_len,

@@ -306,9 +306,12 @@ class _ParseLines(beam.DoFn):
     (name, n); 'max_time' — the latest impression timestamp of the bundle.
     """
 
-    def __init__(self, file_readers: Dict[str, Tuple[str, object]], emit_times: bool = False):
+    def __init__(self, file_readers: Dict[str, Tuple[str, object]], emit_times: bool = False,
+                 task: str = "ctr"):
         super().__init__()
         self._emit_times = emit_times
+        # Another task than CTR chooses its own example events (history.mark_task_examples).
+        self._task = task
         # path -> (kind, reader, the count key of the file's lines)
         self._files = {path: (kind, reader, "lines/" + reader.source)
                        for path, (kind, reader) in file_readers.items()}
@@ -331,6 +334,8 @@ class _ParseLines(beam.DoFn):
         elif kind in EVENT_KINDS:
             if items:
                 record = _fill_from_item(record, items)
+            if self._task != "ctr":
+                record = history.mark_task_examples(record, self._task)
             counts[EVENTS_OF_TYPE + record.feedback] += 1
             if record.is_impression:
                 counts["impressions"] += 1
@@ -364,8 +369,10 @@ class _BuildUserExamples(beam.DoFn):
     """
 
     def __init__(self, profile_fields: Tuple[str, ...], max_seq_len: int, num_samples: int,
-                 seed: int, drop_duplicate_events: bool = False, window_days: int = 0):
+                 seed: int, drop_duplicate_events: bool = False, window_days: int = 0,
+                 task: str = "ctr"):
         super().__init__()
+        self._positive = history.F.task_positive(task)
         self._drop_duplicates = drop_duplicate_events
         self._window_days = window_days
         self._profile_fields = profile_fields
@@ -412,7 +419,7 @@ class _BuildUserExamples(beam.DoFn):
                 "impressions_before_window",
                 sum(1 for e in events if e.is_impression and e.timestamp < train_start)))
         config = history.HistoryConfig(self._max_seq_len, self._num_samples, self._seed,
-                                       eval_start, train_start)
+                                       eval_start, train_start, self._positive)
         produced = {history.TRAIN: 0, history.EVAL: 0}
         clicks = {history.TRAIN: 0, history.EVAL: 0}
         without_category = 0
@@ -456,8 +463,12 @@ class BuildFeedbackExamples(beam.PTransform):
                  eval_start_override: Optional[int] = None,
                  eval_fraction: Optional[float] = None,
                  time_window: Optional[readers.TimeWindow] = None,
-                 drop_duplicate_events: bool = False, window_days: int = 0):
+                 drop_duplicate_events: bool = False, window_days: int = 0,
+                 task: str = "ctr"):
         super().__init__()
+        if task not in history.F.TASKS:
+            raise ValueError("task=%r, expected one of %s" % (task, tuple(history.F.TASKS)))
+        self._task = task
         self._time_window = time_window
         self._window_days = window_days
         self._drop_duplicates = drop_duplicate_events
@@ -489,7 +500,7 @@ class BuildFeedbackExamples(beam.PTransform):
                      desired_bundle_size=READ_RANGE_BYTES, skip_header_lines=1,
                      coder=beam.coders.BytesCoder(), with_filename=True))
         return lines | "Parse[%s]" % label >> beam.ParDo(
-            _ParseLines(file_readers, emit_times), **side_inputs).with_outputs(
+            _ParseLines(file_readers, emit_times, self._task), **side_inputs).with_outputs(
                 "bad", "counts", "max_time", "times", main="records")
 
     def expand(self, pbegin):
@@ -549,7 +560,7 @@ class BuildFeedbackExamples(beam.PTransform):
                  | "BuildExamples" >> beam.ParDo(
                      _BuildUserExamples(self._files.profile_fields, self._max_seq_len,
                                         self._num_samples, self._seed, self._drop_duplicates,
-                                        self._window_days),
+                                        self._window_days, self._task),
                      eval_start=beam.pvalue.AsSingleton(eval_start)).with_outputs(
                          "counts", history.TRAIN, history.EVAL))
         counts.append(built.counts)

@@ -14,6 +14,8 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from feedback_contract import TASKS
+
 from components.feedback_example_gen import executor
 
 
@@ -46,6 +48,8 @@ class FeedbackExampleGenSpec(types.ComponentSpec):
         "drop_duplicate_events": ExecutionParameter(type=int, optional=True),
         # Training examples from the last this many days before the eval split; 0 = all.
         "window_days": ExecutionParameter(type=int, optional=True),
+        # The prediction task (feedback_contract.TASKS): 'ctr' (default) or 'dislike'.
+        "task": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -66,7 +70,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
                  seed: int = 0, max_bad_row_fraction: float = 0.01,
                  ignore_unknown_files: bool = False, eval_fraction: Optional[float] = None,
                  max_days_from_median: Optional[int] = None, min_eval_examples: int = 100,
-                 drop_duplicate_events: bool = False, window_days: int = 0):
+                 drop_duplicate_events: bool = False, window_days: int = 0,
+                 task: str = "ctr"):
         """
         Args:
           input_base: folder of the logs (local path, gs://, s3:// ...).
@@ -94,6 +99,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             the last this many days before the eval split (0: every day). Earlier
             impressions form no example (counted as impressions_before_window) but their
             events stay in the histories of later examples.
+          task: 'ctr' (impressions, click = 1) or 'dislike' (every feedback event on a shown
+            item, dislike = 1; the paper's §4.5), feedback_contract.TASKS.
         """
         if max_seq_len < 1 or num_samples < 0 or eval_days < 1:
             raise ValueError("need max_seq_len >= 1, num_samples >= 0 and eval_days >= 1")
@@ -109,6 +116,8 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             raise ValueError("min_eval_examples must be >= 1")
         if window_days < 0:
             raise ValueError("window_days must be >= 1 day (or 0: every day)")
+        if task not in TASKS:
+            raise ValueError("task=%r, expected one of %s" % (task, tuple(TASKS)))
         spec = FeedbackExampleGenSpec(
             input_base=input_base, layout=layout, max_seq_len=max_seq_len,
             num_samples=num_samples, eval_days=eval_days,
@@ -120,7 +129,7 @@ class FeedbackExampleGen(base_beam_component.BaseBeamComponent):
             max_days_from_median=int(max_days_from_median or 0),
             min_eval_examples=int(min_eval_examples),
             drop_duplicate_events=int(bool(drop_duplicate_events)),
-            window_days=int(window_days),
+            window_days=int(window_days), task=task,
             examples=types.Channel(type=standard_artifacts.Examples),
             log_report=types.Channel(type=FeedbackLogReport))
         super().__init__(spec=spec)

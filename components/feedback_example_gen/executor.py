@@ -64,7 +64,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 eval_fraction=exec_properties.get("eval_fraction") or None,
                 time_window=window,
                 drop_duplicate_events=bool(exec_properties.get("drop_duplicate_events")),
-                window_days=int(exec_properties.get("window_days") or 0))
+                window_days=int(exec_properties.get("window_days") or 0),
+                task=exec_properties.get("task") or "ctr")
             for split, serialized in splits.items():
                 # Written as they come, without TFX's WriteSplit Reshuffle: that shuffle
                 # makes the runner hold every example at once (about 3 KB each at T = 100,

@@ -448,3 +448,39 @@ def test_an_eval_split_below_the_minimum_stops_the_run(tmp_path):
     with pytest.raises(UnusableOutputError, match=r"holds 2 examples, fewer than "
                                                   r"min_eval_examples 100.*--eval-fraction"):
         run_executor(str(data), str(tmp_path / "out"), min_eval_examples=100)
+
+
+def test_dislike_task_makes_an_example_of_every_event_on_a_shown_item(tmp_path):
+    data = str(tmp_path / "logs")
+    os.makedirs(data)
+    write(data, "events.csv",
+          "user_id,item_id,cate_id,brand_id,timestamp,feedback,pid\n"
+          "u1,i1,c1,b1,%d,click,p1\n"
+          "u1,,c9,,%d,click,\n"                # category-level: history only
+          "u1,i2,c2,b2,%d,unclick,p1\n"
+          "u1,i2,c2,b2,%d,dislike,\n"
+          "u1,i3,c3,b3,%d,like,\n"
+          "u1,i5,c5,b5,%d,unclick,p1\n"        # eval day from here on
+          "u1,i5,c5,b5,%d,dislike,\n"
+          "u2,i1,c1,b1,%d,click,p1\n"
+          % (T0 + 10, T0 + 20, T0 + 100, T0 + 160, T0 + 200, T0 + 7 * DAY + 5,
+             T0 + 7 * DAY + 50, T0 + 7 * DAY + 9))
+    examples, report = run_executor(data, str(tmp_path / "out"), task="dislike")
+    train, evaluation = read_split(examples, "train"), read_split(examples, "eval")
+    assert [(r["item_id"], r["label"]) for r in train] == [
+        (["i1"], [0]), (["i2"], [0]), (["i2"], [1]), (["i3"], [0])]
+    assert [(r["user_id"][0], r["item_id"], r["label"]) for r in evaluation] == [
+        ("u1", ["i5"], [0]), ("u1", ["i5"], [1]), ("u2", ["i1"], [0])]
+    dislike = train[2]
+    assert dislike[F.seq("unclick", "item")] == ["i2"] and dislike[F.seq("dislike", "item")] == []
+    assert dislike[F.seq("click", "item")] == ["i1", ""]
+    assert evaluation[1][F.seq("dislike", "item")] == ["i2"]  # T = 2: earlier events only
+    counts = beam_steps.read_summary(report.uri).counts
+    assert counts["impressions"] == 7 and counts["history_only_events"] == 1
+    assert counts["examples_train"] + counts["examples_eval"] == 7
+    assert counts["clicks_train"] == 1 and counts["clicks_eval"] == 1  # label-1 examples
+    # The same logs for CTR: impressions only.
+    ctr, _ = run_executor(data, str(tmp_path / "ctr"))
+    assert [r["item_id"] for r in read_split(ctr, "train")] == [["i1"], ["i2"]]
+    with pytest.raises(ValueError, match="task='likes'"):
+        FeedbackExampleGen(input_base=data, task="likes")

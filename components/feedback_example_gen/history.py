@@ -1,6 +1,7 @@
 """Builds one user's training examples from that user's events, without leakage.
 
-For each impression (a click or unclick of a shown item) at time t, every history and every
+For each impression (a click or unclick of a shown item; for the dislike task every
+feedback event on a shown item, `mark_task_examples`) at time t, every history and every
 triplet sample is drawn only from the user's events with timestamp < t — strictly earlier:
 events in the same second, the impression itself included, are never seen. Events are first
 put in a total order that does not depend on the order of the input files, so the output
@@ -45,6 +46,16 @@ class HistoryConfig(NamedTuple):
     # Impressions before this time form no example (a rolling training window,
     # --window-days); like every event they still join the histories of later ones.
     train_start_timestamp: int = 0
+    # The feedback labelled 1 (feedback_contract.TASKS): click for CTR, dislike for the
+    # dislike task, whose examples (events marked is_impression) the reader chose.
+    positive_feedback: str = CLICK
+
+
+def mark_task_examples(event: Event, task: str) -> Event:
+    """The event with `is_impression` (= forms an example) set for `task`: an event on a shown
+    item (it has an item id) of one of the task's example feedback types."""
+    is_example = bool(event.item_id) and event.feedback in F.task_example_feedback(task)
+    return event if is_example == event.is_impression else event._replace(is_impression=is_example)
 
 
 def event_sort_key(event: Event) -> tuple:
@@ -191,7 +202,7 @@ def build_user_examples(user_id: str, events: Iterable[Event],
                 F.BRAND_ID: [event.brand_id.encode()],
                 F.PID: [event.pid.encode()],
                 TIMESTAMP: [timestamp],
-                F.LABEL: [1 if event.feedback == CLICK else 0],
+                F.LABEL: [1 if event.feedback == config.positive_feedback else 0],
             }
             if event.price is not None:
                 example[F.PRICE] = [float(event.price)]

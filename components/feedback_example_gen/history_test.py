@@ -239,3 +239,32 @@ def test_merged_events_are_the_latest_T_of_all_types_property():
             # The wire format carries them as int64.
             parsed = to_tf_example(example).features.feature[F.MERGED_EVENTS]
             assert list(parsed.int64_list.value) == example[F.MERGED_EVENTS]
+
+
+def test_dislike_task_examples_are_every_event_on_a_shown_item_with_point_in_time_histories():
+    from components.feedback_example_gen.history import mark_task_examples
+    events = [
+        ev(10, "click", "A"),
+        ev(15, "click", "", cate="k"),   # category-level browsing: history only
+        ev(20, "unclick", "B"),
+        ev(25, "dislike", "B"),
+        ev(25, "like", "A"),             # same second as the dislike: neither sees the other
+        ev(30, "unclick", "C"),
+    ]
+    marked = [mark_task_examples(e, "dislike") for e in events]
+    assert [e.is_impression for e in marked] == [True, False, True, True, True, True]
+    assert [mark_task_examples(e, "ctr") for e in events] == events  # the reader's choice
+    config = HistoryConfig(max_seq_len=10, num_samples=2, positive_feedback="dislike")
+    examples = [ex for _, ex in build_user_examples("u1", marked, None, (), config)]
+    assert [(ex[F.ITEM_ID], ex[F.LABEL]) for ex in examples] == [
+        ([b"A"], [0]), ([b"B"], [0]), ([b"B"], [1]), ([b"A"], [0]), ([b"C"], [0])]
+    by_label = {(ex[F.ITEM_ID][0], ex[F.LABEL][0], ex["timestamp"][0]): ex for ex in examples}
+    dislike = by_label[(b"B", 1, 25)]
+    # (Events of one second in event_sort_key's order: dislike before like.)
+    # The dislike at 25 sees the unclick of B at 20 and the earlier clicks, not itself, not
+    # the like of the same second, nothing later.
+    assert dislike[F.seq("unclick", "item")] == [b"B"]
+    assert dislike[F.seq("click", "item")] == [b"A", b""]
+    assert dislike[F.seq("dislike", "item")] == [] and dislike[F.seq("like", "item")] == []
+    last = examples[-1]
+    assert last[F.seq("dislike", "item")] == [b"B"] and last[F.seq("like", "item")] == [b"A"]
