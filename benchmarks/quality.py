@@ -68,9 +68,18 @@ def model_variants():
     return ordered + [k for k in kinds if k not in ordered] + ["dumn"]
 
 
+def umn_variants():
+    """{'<KIND>+UMN': kind} for every model that takes the UMN plug-in (Table 3)."""
+    from models import registry
+
+    return {k.upper() + "+UMN": k for k in registry.kinds()
+            if getattr(registry.model_class(k), "SUPPORTS_UMN", False)}
+
+
 # The paper's tables (§4) and the variants each shows, in its row order.
 TABLES = (
     ("Table 1: models", ("DIN", "DUMN")),
+    ("Table 3: UMN as a plug-in", ("autoint", "AUTOINT+UMN", "dfn", "DFN+UMN")),
     ("Table 2: feature purification and user memory", ("-FP", "-UMN", "+UMN1", "DUMN")),
     ("Table 4: fusion of long- and short-term interest (PAIR)",
      ("CONCAT", "CROSS", "FFN", "ATTE", "DUMN")),
@@ -293,13 +302,18 @@ def summarise(runs):
     return summary
 
 
-def format_tables(summary, budgets, oracle) -> str:
+def format_tables(summary, budgets, oracle, title=None) -> str:
+    """The paper's tables of the variants in `summary`; `title`: one table of every variant
+    under that title instead (e.g. Table 7, the dislike task)."""
     lines = []
+    tables = TABLES if title is None else (
+        (title, tuple(dict.fromkeys(v for v, _ in summary))),)
     for budget in budgets:
         label = {"main": "main job's budget", "converge": "to convergence"}[budget]
-        for title, variants in TABLES:
+        for title, variants in tables:
             rows = [v for v in variants if (v, budget) in summary]
-            if title.startswith("Table 1"):  # the models, then every variant not in a table
+            if tables is TABLES and title.startswith("Table 1"):
+                # the models, then every variant not in a table
                 rows = [v for v in model_variants() if (v, budget) in summary] + rows
                 rows += [v for (v, b) in summary if b == budget and v not in rows
                          and not any(v in vs for _, vs in TABLES)]
@@ -357,6 +371,13 @@ def parse_args(argv=None):
     p.add_argument("--override", action="append", default=[], metavar="KEY=JSON",
                    help="a ModelConfig setting applied to every variant (repeatable)")
     p.add_argument("--json-out")
+    p.add_argument("--title", help="one table of every variant under this title instead of "
+                                   "the paper's tables (e.g. 'Table 7: dislike prediction')")
+    p.add_argument("--no-oracle", action="store_true",
+                   help="no oracle AUC (the simulator's truth is of clicks: other tasks)")
+    p.add_argument("--tables-from", nargs="+", metavar="JSON",
+                   help="print (and --markdown) the tables of earlier --json-out files, "
+                        "merged, without training")
     p.add_argument("--markdown", help="write the tables and the command to this file")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
@@ -388,7 +409,7 @@ def load_data(args) -> dict:
     cut = train.timestamps.max() - args.validation_days * SECONDS_PER_DAY
     validation_mask = train.timestamps > cut
     truth = args.truth or os.path.join(args.output_root, "data", "simulated", "ground_truth.csv")
-    truth_p = attach_truth(evaluation, truth)
+    truth_p = None if args.no_oracle else attach_truth(evaluation, truth)
     data = {
         "train": train.take(np.flatnonzero(~validation_mask)),
         "validation": train.take(np.flatnonzero(validation_mask)),
@@ -405,13 +426,34 @@ def load_data(args) -> dict:
     return data
 
 
+def write_markdown(args, argv, tables) -> None:
+    command = "benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    with open(args.markdown, "a") as f:
+        f.write("\n```\n.venv/bin/python %s\n```\n\n%s\n" % (command, tables))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from models.config import ABLATIONS
 
+    if args.tables_from:
+        runs, oracle = [], None
+        for path in args.tables_from:
+            with open(path) as f:
+                saved = json.load(f)
+            runs += saved["runs"]
+            oracle = saved.get("oracle") if oracle is None else oracle
+        budgets = list(dict.fromkeys(r["budget"] for r in runs))
+        tables = format_tables(summarise(runs), budgets, oracle, args.title)
+        print(tables)
+        if args.markdown:
+            write_markdown(args, argv, tables)
+        return 0
     known = {name: (name, {}) for name in ABLATIONS}
     for kind in model_variants():
         known.setdefault(kind, ("DUMN", {"model": kind}))
+    for name, kind in umn_variants().items():
+        known.setdefault(name, ("DUMN", {"model": kind, "umn_plugin": True}))
     for item in args.define:
         name, _, rest = item.partition("=")
         base, _, settings = rest.partition("+")
@@ -457,12 +499,10 @@ def main(argv=None) -> int:
                     with open(args.json_out, "w") as f:
                         json.dump({"runs": runs, "oracle": data["oracle"]}, f, indent=1)
     summary = summarise(runs)
-    tables = format_tables(summary, budgets, data["oracle"])
+    tables = format_tables(summary, budgets, data["oracle"], args.title)
     print("\n" + tables)
     if args.markdown:
-        command = "benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        with open(args.markdown, "a") as f:
-            f.write("\n```\n.venv/bin/python %s\n```\n\n%s\n" % (command, tables))
+        write_markdown(args, argv, tables)
     return 0
 
 

@@ -288,3 +288,35 @@ def test_next_day_warm_starts_on_a_rolling_window(first_run, workspace, tmp_path
     train_times = _train_timestamps(str(root / "day9"))
     assert len(train_times) == counts["examples_train"]
     assert min(train_times) >= counts["eval_start_timestamp"] - 6 * 86400
+
+
+def test_another_model_on_the_dislike_task_runs_the_whole_pipeline(workspace, tmp_path_factory):
+    """--model deepfm --task dislike: an example per feedback event on a shown item, label 1
+    for a dislike, trained, evaluated, gated and pushed like DUMN on CTR."""
+    import csv
+
+    _, data = workspace
+    root = tmp_path_factory.mktemp("dislike")
+    result, _ = run(config_for(root, data, model="deepfm", task="dislike", auc_floor=0.5,
+                               model_overrides={"embedding_dim": 8}))
+    assert ALL_COMPONENTS <= set(result.executed), result.executed
+    on_items, dislikes = 0, 0
+    for path in glob.glob(os.path.join(data, "events*.csv")):
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                if row["item_id"]:
+                    on_items += 1
+                    dislikes += row["feedback"] == "dislike"
+    labels = []
+    for path in glob.glob(os.path.join(str(root / "pipeline"), "FeedbackExampleGen", "examples",
+                                       "*", "Split-*", "*.gz")):
+        for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
+            example = tf.train.Example.FromString(record.numpy())
+            labels.append(example.features.feature["label"].int64_list.value[0])
+    # Every event on a shown item is one example; the dislikes are its positives.
+    assert len(labels) == on_items and sum(labels) == dislikes > 0
+    assert result.metrics["auc"] > 0.5 and result.blessed is True and result.pushed is True
+    loaded = tf.saved_model.load(result.pushed_destination)
+    serialized, _ = eval_examples(str(root / "pipeline"))
+    scores = loaded.signatures["serving_default"](examples=tf.constant(serialized[:50]))
+    assert next(iter(scores.values())).shape[0] == 50

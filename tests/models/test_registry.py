@@ -23,7 +23,7 @@ TRAINED_ELSEWHERE = ("dumn", "din")
 
 
 def test_the_zoo_holds_the_papers_models():
-    assert {"dumn", "din", "wide_deep", "pnn", "deepfm", "autoint"} <= set(KINDS)
+    assert {"dumn", "din", "wide_deep", "pnn", "deepfm", "autoint", "dien", "dfn", "dmt"} <= set(KINDS)
 
 
 @pytest.mark.parametrize("kind", KINDS)
