@@ -56,6 +56,17 @@ class CtrModel(tf.keras.Model):
         """{name: variable} of the state written after each training step (none for DIN)."""
         return {}
 
+    def id_tables(self) -> Dict[str, tf.keras.layers.Embedding]:
+        """The model's own tables indexed by an id vocabulary, beside the shared embedding:
+        {'item' | 'cate' | 'brand' | 'user' | 'pid' | a profile field: layer}. A warm start
+        moves their rows with the ids (models/warm_start.py); none by default."""
+        return {}
+
+    def warm_start_excluded(self) -> Dict[str, str]:
+        """{variable name: why} of variables a warm start must leave at their initial
+        values (rows that no vocabulary remap can carry over); none by default."""
+        return {}
+
     def build_for_training(self, features) -> None:
         """Creates the model's and the optimizer's variables eagerly from one batch.
 

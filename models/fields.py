@@ -110,6 +110,10 @@ class LinearTerms(tf.keras.layers.Layer):
                        + list(self.user_fields.items())}
         self.price_weight = tf.keras.layers.Dense(1, use_bias=True, name="linear_price_and_bias")
 
+    def id_tables(self) -> Dict[str, tf.keras.layers.Embedding]:
+        """The weight tables by the vocabulary they index (CtrModel.id_tables)."""
+        return dict(self.tables)
+
     def weight(self, name: str, ids: tf.Tensor) -> tf.Tensor:
         """Weights of ids (any shape) in table `name`, 0 for index 0."""
         w = self.tables[name](ids)[..., 0]

@@ -51,7 +51,14 @@ def embedding_vocabularies(model) -> Dict[str, str]:
     tables[preprocessing.USER_VOCABULARY] = embedding.user_table
     tables[preprocessing.PID_VOCABULARY] = embedding.pid_table
     tables.update(embedding.field_tables)        # profile fields: vocabulary = feature name
-    return {layer.embeddings.name: vocabulary for vocabulary, layer in tables.items()}
+    out = {layer.embeddings.name: vocabulary for vocabulary, layer in tables.items()}
+    # The model's own id-indexed tables (e.g. the wide part's weights), same vocabularies.
+    names = {part: preprocessing.ITEM_PART_VOCABULARIES[part] for part in ("item", "cate",
+                                                                           "brand")}
+    names.update(user=preprocessing.USER_VOCABULARY, pid=preprocessing.PID_VOCABULARY)
+    for key, layer in model.id_tables().items():
+        out[layer.embeddings.name] = names.get(key, key)  # a profile field: its name
+    return out
 
 
 def _read_vocabulary(path: str) -> List[bytes]:
@@ -89,9 +96,13 @@ def warm_start(model, base_model_dir: str, tft_output, num_oov_buckets: int) -> 
         raise ValueError("%s holds no model_variables: not a model this project exported"
                          % base_model_dir)
     tables = embedding_vocabularies(model)
+    excluded = model.warm_start_excluded()
     assets = os.path.join(base_model_dir, "assets")
     for variable in model_export.model_variables(model):
         name = variable.name
+        if name in excluded:
+            report.skipped[name] = excluded[name]
+            continue
         if name not in base:
             report.skipped[name] = "not in the base model"
             continue

@@ -65,6 +65,9 @@ class DeepFmModel(CtrModel):
         self.fm = FactorizationMachine(name="fm_second_order")
         self.deep = DeepTower(s.deepfm_hidden_units, "relu", s.deepfm_dropout, name="deep")
 
+    def id_tables(self):
+        return self.linear.id_tables()
+
     def read_feedback_types(self):
         return self.config.settings.deepfm_history_types
 

@@ -169,6 +169,9 @@ class DfnModel(CtrModel):
     def memory_variables(self):
         return self.umn.memory_variables() if self.umn is not None else {}
 
+    def id_tables(self):
+        return self.wide.id_tables()
+
     def read_feedback_types(self):
         return DFN_TYPES
 

@@ -95,6 +95,15 @@ class WideDeepModel(CtrModel):
         self.deep = DeepTower(s.wide_deep_hidden_units, "relu", s.wide_deep_dropout,
                               name="deep")
 
+    def id_tables(self):
+        return self.linear.id_tables()
+
+    def warm_start_excluded(self):
+        # A pair's row is a function of two cate ids: a new cate vocabulary moves it in a
+        # way no row remap follows; the cross weights start afresh.
+        return {layer.weights_table.embeddings.name: "cross of cate ids, not remappable"
+                for layer in self.crosses.values()}
+
     def read_feedback_types(self):
         return self.config.settings.wide_deep_history_types
 

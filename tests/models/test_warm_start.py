@@ -111,3 +111,30 @@ def test_warm_start_reports_what_it_cannot_use(tmp_path):
     with pytest.raises(ValueError, match="no model_variables"):
         tf.saved_model.save(tf.Module(), str(tmp_path / "empty"))
         warm_start(wider, str(tmp_path / "empty"), None, OOV)
+
+
+def test_a_models_own_id_tables_move_with_their_ids_and_crosses_start_afresh(tmp_path):
+    config = tiny_config(model="wide_deep", seed=1)
+    base, x = _trained(config, seed=1)
+    path = export_saved_model(base, str(tmp_path / "base"))
+    tables = embedding_vocabularies(base)
+    linear_item = base.linear.tables["item"].embeddings.name
+    assert tables[linear_item] == preprocessing.ITEM_PART_VOCABULARIES["item"]
+    sizes = {vocab: var.shape[0] - 1 - OOV for var in base.variables
+             for name, vocab in tables.items() if var.name == name}
+    old_ids = _write_vocabularies(os.path.join(path, "assets"), sizes, shift=0)
+    new_ids = _write_vocabularies(str(tmp_path / "new"), sizes, shift=3)
+    fresh = build_compiled_model(tiny_config(model="wide_deep", seed=2))
+    fresh.build_for_training(as_tensors(x))
+    cross = fresh.crosses["click"].weights_table.embeddings
+    cross_before = cross.numpy()
+    report = warm_start(fresh, path, _TransformOutput(str(tmp_path / "new")), OOV)
+    assert linear_item in report.remapped
+    assert report.skipped == {cross.name: "cross of cate ids, not remappable"}
+    np.testing.assert_array_equal(cross.numpy(), cross_before)
+    old = {v.name: v.numpy() for v in base.variables}[linear_item]
+    got = fresh.linear.tables["item"].embeddings.numpy()
+    vocab = preprocessing.ITEM_PART_VOCABULARIES["item"]
+    assert np.any(old != 0)  # the base model's step moved some item weights
+    for j, token in enumerate(new_ids[vocab]):
+        np.testing.assert_array_equal(got[1 + j], old[1 + old_ids[vocab].index(token)])
