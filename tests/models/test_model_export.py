@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from models import features as F
+from models import registry
 from models.config import ModelConfig
 from models.export import export_saved_model, serving_module
 from models.model_factory import build_compiled_model
@@ -17,9 +18,10 @@ def serving_inputs(config, features):
     return {name: tf.constant(features[name]) for name in names}
 
 
-@pytest.mark.parametrize("model_name", ["dumn", "din"])
-def test_export_reload_gives_identical_predictions(tmp_path, model_name):
-    config = tiny_config(model=model_name)
+@pytest.mark.parametrize("model_name,extra", [(k, {}) for k in registry.kinds()]
+                         + [("dfn", {"umn_plugin": True})])
+def test_export_reload_gives_identical_predictions(tmp_path, model_name, extra):
+    config = tiny_config(model=model_name, **extra)
     model = build_compiled_model(config)
     x = random_features(config, 16, seed=1)
     y = x.pop(F.LABEL)
