@@ -1,8 +1,8 @@
 """The model's input contract: names and shapes of the transformed features.
 
 This is the interface between the Transform step (`models/preprocessing.py`, fed by the
-feedback-history ExampleGen) and the Keras models (`models/zoo/dumn.py`, `models/zoo/din.py`). Every
-id feature is already an integer index into an embedding table:
+feedback-history ExampleGen) and the Keras models (`models/zoo/`). Every id feature is
+already an integer index into an embedding table:
 
 * index 0 is reserved: padding in a sequence, and "no value" for an empty field (an empty
   `item_id` of a category-level event, an empty `brand_id`);
