@@ -52,9 +52,14 @@ class DfnSettings:
     dfn_ffn_multiplier: int = 4
     dfn_attention_units: int = 32
     dfn_hidden_units: Tuple[int, ...] = (32, 16)
+    # How a transformer pools its tokens: 'sum' (the authors' code) or 'mean' over the
+    # candidate and the real events.
+    dfn_pooling: str = "sum"
 
     def problems(self) -> List[str]:
         errors = check_units("dfn_hidden_units", self.dfn_hidden_units)
+        if self.dfn_pooling not in ("sum", "mean"):
+            errors.append("dfn_pooling=%r, expected 'sum' or 'mean'" % (self.dfn_pooling,))
         for name in ("dfn_heads", "dfn_ffn_multiplier", "dfn_attention_units"):
             if getattr(self, name) < 1:
                 errors.append("%s=%r, expected >= 1" % (name, getattr(self, name)))
@@ -66,10 +71,12 @@ class FeedbackTransformer(tf.keras.layers.Layer):
     tokens [candidate, h_1..h_T], masked multi-head self-attention, a token-wise FFN, sum over
     the candidate and the real events. candidate [B, D], history [B, T, D], mask [B, T]."""
 
-    def __init__(self, heads: int = 4, ffn_multiplier: int = 4, **kwargs):
+    def __init__(self, heads: int = 4, ffn_multiplier: int = 4, pooling: str = "sum",
+                 **kwargs):
         super().__init__(**kwargs)
         self.heads = heads
         self.ffn_multiplier = ffn_multiplier
+        self.pooling = pooling
 
     def build(self, input_shape):
         d = int(input_shape[-1])
@@ -101,11 +108,15 @@ class FeedbackTransformer(tf.keras.layers.Layer):
                              heads(self.w_value))
         attended = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b, n, d])
         out = self.ffn_out(self.ffn_in(attended))
-        return tf.einsum("bn,bnd->bd", tf.cast(real, out.dtype), out)
+        weight = tf.cast(real, out.dtype)
+        if self.pooling == "mean":
+            weight /= tf.reduce_sum(weight, axis=1, keepdims=True)
+        return tf.einsum("bn,bnd->bd", weight, out)
 
     def get_config(self):
         config = super().get_config()
-        config.update(heads=self.heads, ffn_multiplier=self.ffn_multiplier)
+        config.update(heads=self.heads, ffn_multiplier=self.ffn_multiplier,
+                      pooling=self.pooling)
         return config
 
 
@@ -152,7 +163,7 @@ class DfnModel(CtrModel):
         self.projections = {f: tf.keras.layers.Dense(d, use_bias=False, name="feedback_" + f)
                             for f in DFN_TYPES}
         self.transformers = {f: FeedbackTransformer(s.dfn_heads, s.dfn_ffn_multiplier,
-                                                    name="transformer_" + f)
+                                                    s.dfn_pooling, name="transformer_" + f)
                              for f in DFN_TYPES}
         self.unclick_on_click = FeedbackAttention(s.dfn_attention_units,
                                                   name="unclick_on_click")

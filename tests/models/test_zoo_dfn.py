@@ -1,5 +1,6 @@
 """DFN: its transformer and attention against numpy, and the masking of empty histories."""
 import numpy as np
+import pytest
 
 from models import features as F
 from models import registry
@@ -13,7 +14,7 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def numpy_transformer(layer, candidate, history, length):
+def numpy_transformer(layer, candidate, history, length, pooling="sum"):
     """One example: tokens [c, h_1..h_length] only (the padding left out altogether)."""
     wq, wk, wv = (w.numpy() for w in (layer.w_query, layer.w_key, layer.w_value))
     w0, b0 = (v.numpy() for v in layer.ffn_in.weights)
@@ -27,20 +28,23 @@ def numpy_transformer(layer, candidate, history, length):
         q, k, v = tokens @ wq[:, cols], tokens @ wk[:, cols], tokens @ wv[:, cols]
         heads.append(softmax(q @ k.T / np.sqrt(d)) @ v)
     attended = np.concatenate(heads, axis=1)
-    return (np.maximum(attended @ w0 + b0, 0) @ w1 + b1).sum(axis=0)
+    out = np.maximum(attended @ w0 + b0, 0) @ w1 + b1
+    return out.sum(axis=0) if pooling == "sum" else out.mean(axis=0)
 
 
-def test_transformer_pools_the_candidate_and_the_real_events_only():
+@pytest.mark.parametrize("pooling", ["sum", "mean"])
+def test_transformer_pools_the_candidate_and_the_real_events_only(pooling):
     rng = np.random.default_rng(0)
     candidate = rng.normal(size=(3, 8)).astype(np.float32)
     history = rng.normal(size=(3, 5, 8)).astype(np.float32)
     lengths = np.array([5, 2, 0])
     mask = np.arange(5)[None, :] < lengths[:, None]
-    layer = FeedbackTransformer(heads=4, ffn_multiplier=2)
+    layer = FeedbackTransformer(heads=4, ffn_multiplier=2, pooling=pooling)
     got = layer(candidate, history, mask).numpy()
     for b in range(3):
         np.testing.assert_allclose(got[b], numpy_transformer(layer, candidate[b], history[b],
-                                                             lengths[b]), rtol=1e-4, atol=1e-5)
+                                                             lengths[b], pooling),
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_attention_matches_numpy_and_an_empty_history_reads_zero():
