@@ -319,3 +319,16 @@ def test_fail_if_not_blessed_sets_the_exit_code(tmp_path, monkeypatch, capfd, bl
     assert local_runner.main(argv + (["--fail-if-not-blessed"] if flag else [])) == code
     err = capfd.readouterr().err
     assert ("error: the model was not blessed" in err) == (code != 0)
+
+
+def test_help_lists_every_registered_model_and_the_model_flag_accepts_them():
+    from models import registry
+    from pipeline import local_runner
+
+    parser = local_runner.build_parser()
+    text = parser.format_help()
+    for kind in registry.kinds():
+        assert "  %-10s %s" % (kind, registry.summary(kind)) in text
+        assert local_runner.config_from_args(parser.parse_args(["--model", kind])).model == kind
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "xgboost"])
