@@ -39,7 +39,7 @@ def test_vocabulary_sizes_must_be_set():
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("model", "dien", "model='dien'"),
+    ("model", "xdeepfm", "model='xdeepfm'"),
     ("pair_mode", "sum", "pair_mode='sum'"),
     ("attention_scale", "sqrt", "attention_scale"),
     ("triplet_sampling", "semi", "triplet_sampling"),
