@@ -184,9 +184,11 @@ class DeepTower(tf.keras.layers.Layer):
 HISTORY_TYPES_HELP = "feedback histories mean-pooled into fields (models/fields.py)"
 
 
-def check_history_types(name: str, types: Sequence[str]) -> List[str]:
-    """Errors for a `<kind>_history_types` setting: distinct known types (may be empty)."""
-    if len(set(types)) != len(types) or any(t not in F.FEEDBACK_TYPES for t in types):
+def check_history_types(name: str, types: Sequence[str], allow_empty: bool = True) -> List[str]:
+    """Errors for a setting naming feedback histories: distinct known types (empty only if
+    `allow_empty`: a field model may read no history, an attention model needs one)."""
+    if (not types and not allow_empty) or len(set(types)) != len(types) or \
+            any(t not in F.FEEDBACK_TYPES for t in types):
         return ["%s=%r, expected distinct types of %s" % (name, tuple(types), F.FEEDBACK_TYPES)]
     return []
 

@@ -23,11 +23,11 @@ from typing import List, Tuple
 import legacy_keras  # noqa: F401
 import tensorflow as tf
 
-from feedback_contract import FEEDBACK_TYPES
 from models.base import CtrModel
 from models.config import ModelConfig
 from models.dice import Dice, call_activation  # noqa: F401  (Dice: DIN §4.3)
 from models.dice import activation_layer as _activation
+from models.fields import check_history_types
 
 
 class LocalActivationUnit(tf.keras.layers.Layer):
@@ -85,11 +85,8 @@ class DinSettings:
         for name in ("din_attention_units", "din_hidden_units"):
             if any(u < 1 for u in getattr(self, name)):
                 errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
-        types = self.din_feedback_types
-        if not types or len(set(types)) != len(types) or \
-                any(t not in FEEDBACK_TYPES for t in types):
-            errors.append("din_feedback_types=%r, expected distinct types of %s"
-                          % (types, FEEDBACK_TYPES))
+        errors += check_history_types("din_feedback_types", self.din_feedback_types,
+                                      allow_empty=False)
         return errors
 
 

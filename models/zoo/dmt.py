@@ -25,7 +25,7 @@ import tensorflow as tf
 from models import features as F
 from models.base import CtrModel
 from models.config import ModelConfig
-from models.fields import check_units, ctr_output, recency_ranks
+from models.fields import check_history_types, check_units, ctr_output, recency_ranks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +43,8 @@ class DmtSettings:
         for name in ("dmt_heads", "dmt_ffn_multiplier", "dmt_experts"):
             if getattr(self, name) < 1:
                 errors.append("%s=%r, expected >= 1" % (name, getattr(self, name)))
-        types = self.dmt_feedback_types
-        if not types or len(set(types)) != len(types) or \
-                any(t not in F.FEEDBACK_TYPES for t in types):
-            errors.append("dmt_feedback_types=%r, expected distinct types of %s"
-                          % (types, F.FEEDBACK_TYPES))
+        errors += check_history_types("dmt_feedback_types", self.dmt_feedback_types,
+                                      allow_empty=False)
         return errors
 
 
