@@ -27,7 +27,7 @@ from models.base import CtrModel
 from models.config import ModelConfig
 from models.dice import Dice, call_activation  # noqa: F401  (Dice: DIN §4.3)
 from models.dice import activation_layer as _activation
-from models.fields import check_history_types
+from models.fields import check_history_types, check_units
 
 
 class LocalActivationUnit(tf.keras.layers.Layer):
@@ -83,8 +83,7 @@ class DinSettings:
             errors.append("din_activation=%r, expected one of %s"
                           % (self.din_activation, DIN_ACTIVATIONS))
         for name in ("din_attention_units", "din_hidden_units"):
-            if any(u < 1 for u in getattr(self, name)):
-                errors.append("%s=%r, expected positive widths" % (name, getattr(self, name)))
+            errors += check_units(name, getattr(self, name))
         errors += check_history_types("din_feedback_types", self.din_feedback_types,
                                       allow_empty=False)
         return errors
