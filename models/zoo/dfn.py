@@ -71,7 +71,8 @@ class DfnSettings:
 class FeedbackTransformer(tf.keras.layers.Layer):
     """DFN's internal feedback interaction for one history (see the module docstring):
     tokens [candidate, h_1..h_T], masked multi-head self-attention, a token-wise FFN, `pooling`
-    (mean or sum) over the candidate and the real events. candidate [B, D], history [B, T, D], mask [B, T]."""
+    (mean or sum) over the candidate and the real events.
+    candidate [B, D], history [B, T, D], mask [B, T]."""
 
     def __init__(self, heads: int = 4, ffn_multiplier: int = 4, pooling: str = "mean",
                  **kwargs):
