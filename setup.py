@@ -19,6 +19,7 @@ setup(
         "apache-beam[gcp]==2.60.0",
         "tensorflow==2.16.2",
         "tf-keras==2.16.0",
+        "psutil==7.2.2",
     ],
     extras_require={"test": ["pytest==8.3.3"]},
     entry_points={

@@ -5,7 +5,8 @@ C++ banners, TFX's artifact dumps, library FutureWarnings). `QuietConsole` sends
 from this process and from every Beam worker process it starts, to one log file, by
 pointing file descriptors 1 and 2 at that file, and keeps the terminal for:
 
-* one line when a component starts and one when it ends, with its time;
+* one line when a component starts and one when it ends, with its time and the peak resident
+  memory of the run's processes while it ran (pipeline/memory.py);
 * the progress lines of the `dumn.progress` logger (the Trainer's step, loss, AUC,
   examples/s; the simulator's shards);
 * warnings and errors of this project's own loggers, and errors of any logger;
@@ -22,6 +23,7 @@ import time
 from typing import Optional
 
 from models.progress import PROGRESS_LOGGER
+from pipeline.memory import PeakMemory, format_bytes
 # Loggers of this project: their warnings reach the console.
 OWN_LOGGERS = ("dumn", "components", "models", "pipeline", "simulator")
 _COMPONENT = re.compile(r"^Component (\S+) is (running|finished)\.$")
@@ -40,12 +42,14 @@ def is_for_console(record: logging.LogRecord) -> bool:
     return own and record.levelno >= logging.WARNING
 
 
-class _ConsoleFormatter(logging.Formatter):
-    """Component lines as 'HH:MM:SS Transform started / finished (243 s)'."""
+class ConsoleFormatter(logging.Formatter):
+    """Component lines as 'HH:MM:SS Transform started / finished (243 s, peak 2.1 GB)'; the
+    peak is left out without a `memory` sampler."""
 
-    def __init__(self):
+    def __init__(self, memory: Optional[PeakMemory] = None):
         super().__init__()
         self._started = {}
+        self._memory = memory
 
     def format(self, record):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
@@ -55,9 +59,14 @@ class _ConsoleFormatter(logging.Formatter):
             name, state = match.groups()
             if state == "running":
                 self._started[name] = record.created
+                if self._memory is not None:
+                    self._memory.reset()
                 return "%s %s started" % (stamp, name)
             seconds = record.created - self._started.pop(name, record.created)
-            return "%s %s finished (%.0f s)" % (stamp, name, seconds)
+            if self._memory is None:
+                return "%s %s finished (%.0f s)" % (stamp, name, seconds)
+            return "%s %s finished (%.0f s, peak %s)" % (
+                stamp, name, seconds, format_bytes(self._memory.peak()))
         if record.levelno >= logging.WARNING:
             return "%s %s: %s" % (stamp, record.levelname.lower(), message)
         return "%s %s" % (stamp, message)
@@ -93,7 +102,9 @@ class QuietConsole:
                                                "%H:%M:%S"))
         to_console = logging.StreamHandler(self._console)
         to_console.addFilter(is_for_console)
-        to_console.setFormatter(_ConsoleFormatter())
+        # Components run one at a time here (LocalDagRunner), so one window per component.
+        self._memory = PeakMemory().__enter__()
+        to_console.setFormatter(ConsoleFormatter(self._memory))
         self._added = [to_file, to_console]
         for handler in self._added:
             root.addHandler(handler)
@@ -127,6 +138,7 @@ class QuietConsole:
         root = logging.getLogger()
         for handler in self._added:
             root.removeHandler(handler)
+        self._memory.__exit__(None, None, None)
         for handler in self._handlers:
             root.addHandler(handler)
         root.setLevel(self._levels[0])
