@@ -332,3 +332,33 @@ def test_help_lists_every_registered_model_and_the_model_flag_accepts_them():
         assert local_runner.config_from_args(parser.parse_args(["--model", kind])).model == kind
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "xgboost"])
+
+
+@pytest.mark.parametrize("beam_args, packaged", [
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=0"], False),
+    (["--runner=DirectRunner"], False),
+    ([], False),
+    (["--runner=DataflowRunner", "--project=p", "--region=r"], True),
+    (["--runner=FlinkRunner"], True),
+])
+def test_tfx_packages_itself_for_remote_runners_only(beam_args, packaged, monkeypatch):
+    from tfx.components.statistics_gen import executor as statistics_gen_executor
+    from tfx.dsl.components.base import base_beam_executor
+    from tfx.utils import dependency_utils
+
+    from pipeline.local_runner import no_tfx_sdist_for_direct_runner
+
+    built = []
+
+    def fake_build(args):  # stands in for TFX's sdist build (a 49 MB copy of TFX)
+        built.append(list(args))
+        return list(args) + ["--extra_package=/tmp/tfx_ephemeral.tar.gz"]
+
+    monkeypatch.setattr(dependency_utils, "make_beam_dependency_flags", fake_build)
+    with no_tfx_sdist_for_direct_runner():
+        # BaseBeamExecutor.__init__ asks for the dependency flags of the pipeline's Beam args.
+        context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args)
+        executor_args = statistics_gen_executor.Executor(context)._beam_pipeline_args
+    assert built == ([beam_args] if packaged else [])
+    assert ("--extra_package=/tmp/tfx_ephemeral.tar.gz" in executor_args) == packaged
+    assert dependency_utils.make_beam_dependency_flags is fake_build  # restored on exit
