@@ -243,24 +243,32 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
     def self_attention(self, sequence: tf.Tensor, mask: tf.Tensor):
         """eq. 1-2. Returns O [B, T, D] and the attention weights [B, H, T(query), T(key)]."""
         b, t = tf.shape(sequence)[0], tf.shape(sequence)[1]
-        # [B, T, D] -> the H chunks of eq. 1 as [H, B*T, D/H]; one batched matmul per head
-        # computes Q, K and V (W^Q, W^K, W^V side by side), ~30% faster on CPU than separate
-        # einsums. The batch dimension is H on both sides, never broadcast: TF 2.16's oneDNN
-        # batched matmul crashes the process on [B, 1, T, d] x [1, d, e] (H = 1).
+        # [B, T, D] -> the H chunks of eq. 1 as [H, B*T, D/H]; one batched matmul per head and
+        # projection. The batch dimension is H on both sides, never broadcast: TF 2.16's oneDNN
+        # batched matmul crashes the process on [B, 1, T, d] x [1, d, e] (H = 1). Q, K and V
+        # stay in the [H, B, T, D/H] layout (a reshape, no transpose) and are three matmuls,
+        # not one on concatenated weights and a split (a strided copy, and a concat backward).
         h, hd = self.num_heads, self.head_dim
         x = tf.transpose(tf.reshape(sequence, [b * t, h, hd]), [1, 0, 2])
-        qkv = tf.matmul(x, tf.concat([self.w_query, self.w_key, self.w_value], axis=-1))
-        qkv = tf.transpose(tf.reshape(qkv, [h, b, t, 3 * hd]), [1, 0, 2, 3])  # [B, H, T, 3hd]
-        q, k, v = tf.split(qkv, 3, axis=-1)
-        scores = tf.matmul(q, k, transpose_b=True) / self._divisor()  # [B, H, T, T]
-        key_mask = mask[:, None, None, :]
-        # Additive mask (cheaper than a select on [B, H, T, T]); masked_softmax's contract:
-        # padded keys get exactly 0 and an all-padded row gives zeros.
+
+        def project(weights):
+            return tf.reshape(tf.matmul(x, weights), [h, b, t, hd])
+
+        # eq. 1's 1/sqrt(.) applied to W^Q ([H, D/H, D/H]) instead of the [H, B, T, T] scores.
+        q = project(self.w_query / self._divisor())
+        k, v = project(self.w_key), project(self.w_value)
+        scores = tf.matmul(q, k, transpose_b=True)  # [H, B, T, T]
+        key_mask = mask[None, :, None, :]
+        # Additive mask (cheaper than a select on [H, B, T, T]): a padded key gets exp(-1e9)
+        # = 0 exactly. An all-padded row (an empty sequence) averages the padding's values;
+        # every consumer of O masks padded positions, so f is still exactly 0 there, and only
+        # the returned weights are multiplied by the mask (masked_softmax's contract).
         scores += tf.where(key_mask, tf.zeros([], scores.dtype), _masked_score(scores.dtype))
-        weights = tf.nn.softmax(scores, axis=-1) * tf.cast(key_mask, scores.dtype)
-        heads = tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])  # [B, T, H, D/H]
+        weights = tf.nn.softmax(scores, axis=-1)
+        heads = tf.transpose(tf.matmul(weights, v), [1, 2, 0, 3])  # [B, T, H, D/H]
         o = tf.matmul(tf.reshape(heads, [b, t, self.dim]), self.w_output)  # eq. 2
-        return o, weights
+        returned = tf.transpose(weights * tf.cast(key_mask, weights.dtype), [1, 0, 2, 3])
+        return o, returned
 
     def with_recency(self, sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Adds the recency embedding of rank len-1-j at real position j (0 = most recent)."""
