@@ -160,6 +160,13 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 # ----------------------------------------------------------------------------------------
 # §3.3 Feature purification layer
 # ----------------------------------------------------------------------------------------
+def _block_diagonal(blocks: tf.Tensor) -> tf.Tensor:
+    """[H, d, e] per-head matrices -> the [H*d, H*e] block-diagonal matrix (block h = W_h)."""
+    h, d, e = blocks.shape
+    eye = tf.eye(h, dtype=blocks.dtype)
+    return tf.reshape(tf.einsum("hij,hg->higj", blocks, eye), [h * d, h * e])
+
+
 class MultiHeadInteractionAttention(tf.keras.layers.Layer):
     """§3.3.1, eq. 1-5: multi-head self-attention, then target attention, for ONE sequence.
 
@@ -243,32 +250,33 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
     def self_attention(self, sequence: tf.Tensor, mask: tf.Tensor):
         """eq. 1-2. Returns O [B, T, D] and the attention weights [B, H, T(query), T(key)]."""
         b, t = tf.shape(sequence)[0], tf.shape(sequence)[1]
-        # [B, T, D] -> the H chunks of eq. 1 as [H, B*T, D/H]; one batched matmul per head and
-        # projection. The batch dimension is H on both sides, never broadcast: TF 2.16's oneDNN
-        # batched matmul crashes the process on [B, 1, T, d] x [1, d, e] (H = 1). Q, K and V
-        # stay in the [H, B, T, D/H] layout (a reshape, no transpose) and are three matmuls,
-        # not one on concatenated weights and a split (a strided copy, and a concat backward).
-        h, hd = self.num_heads, self.head_dim
-        x = tf.transpose(tf.reshape(sequence, [b * t, h, hd]), [1, 0, 2])
+        h, hd, d = self.num_heads, self.head_dim, self.dim
+        # Each projection of eq. 1 is one 2-D MatMul over the B*T rows with the block-diagonal
+        # [D, D] matrix of the H per-head matrices (head h's chunk of the row meets only W_h),
+        # so its weight gradient is one GEMM too: faster on CPU than per-head batched matmuls
+        # or one matmul on concatenated weights and a split (benchmarks/attention_microbench.py).
+        # No broadcasting batch matmul either: TF 2.16's oneDNN one crashes the process on
+        # [B, 1, T, d] x [1, d, e] (H = 1).
+        x = tf.reshape(sequence, [-1, d])  # [B*T, D]
 
-        def project(weights):
-            return tf.reshape(tf.matmul(x, weights), [h, b, t, hd])
+        def project(weights):  # -> [B, H, T, D/H]
+            y = tf.matmul(x, _block_diagonal(weights))
+            return tf.transpose(tf.reshape(y, [b, t, h, hd]), [0, 2, 1, 3])
 
-        # eq. 1's 1/sqrt(.) applied to W^Q ([H, D/H, D/H]) instead of the [H, B, T, T] scores.
+        # eq. 1's 1/sqrt(.) applied to W^Q ([H, D/H, D/H]) instead of the [B, H, T, T] scores.
         q = project(self.w_query / self._divisor())
         k, v = project(self.w_key), project(self.w_value)
-        scores = tf.matmul(q, k, transpose_b=True)  # [H, B, T, T]
-        key_mask = mask[None, :, None, :]
-        # Additive mask (cheaper than a select on [H, B, T, T]): a padded key gets exp(-1e9)
+        scores = tf.matmul(q, k, transpose_b=True)  # [B, H, T, T]
+        key_mask = mask[:, None, None, :]
+        # Additive mask (cheaper than a select on [B, H, T, T]): a padded key gets exp(-1e9)
         # = 0 exactly. An all-padded row (an empty sequence) averages the padding's values;
         # every consumer of O masks padded positions, so f is still exactly 0 there, and only
         # the returned weights are multiplied by the mask (masked_softmax's contract).
         scores += tf.where(key_mask, tf.zeros([], scores.dtype), _masked_score(scores.dtype))
         weights = tf.nn.softmax(scores, axis=-1)
-        heads = tf.transpose(tf.matmul(weights, v), [1, 2, 0, 3])  # [B, T, H, D/H]
-        o = tf.matmul(tf.reshape(heads, [b, t, self.dim]), self.w_output)  # eq. 2
-        returned = tf.transpose(weights * tf.cast(key_mask, weights.dtype), [1, 0, 2, 3])
-        return o, returned
+        heads = tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])  # [B, T, H, D/H]
+        o = tf.matmul(tf.reshape(heads, [-1, d]), self.w_output)  # eq. 2, [B*T, D]
+        return tf.reshape(o, [b, t, d]), weights * tf.cast(key_mask, weights.dtype)
 
     def with_recency(self, sequence: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Adds the recency embedding of rank len-1-j at real position j (0 = most recent)."""
