@@ -41,16 +41,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import machine_info  # noqa: E402
-from models.layers import MultiHeadInteractionAttention, masked_softmax  # noqa: E402
+from models.layers import (MultiHeadInteractionAttention, block_diagonal,  # noqa: E402
+                           masked_softmax)
 
 CHANNELS = ("click", "unclick", "like", "dislike")
-
-
-def _block_diag(w):
-    """[H, d, d] per-head matrices -> [H*d, H*d] block-diagonal matrix."""
-    h, d, _ = w.shape
-    eye = tf.eye(h, dtype=w.dtype)
-    return tf.reshape(tf.einsum("hij,hg->higj", w, eye), [h * d, h * d])
 
 
 def _weights(layer):
@@ -89,9 +83,9 @@ def attention_flat(seq, mask, e_user, e_item, w, heads, divisor):
     def split_heads(y):  # [B*T, D] -> [B, H, T, hd]
         return tf.transpose(tf.reshape(y, [b, t, heads, hd]), [0, 2, 1, 3])
 
-    q = split_heads(tf.matmul(x, _block_diag(w["wq"] / divisor)))
-    k = split_heads(tf.matmul(x, _block_diag(w["wk"])))
-    v = split_heads(tf.matmul(x, _block_diag(w["wv"])))
+    q = split_heads(tf.matmul(x, block_diagonal(w["wq"] / divisor)))
+    k = split_heads(tf.matmul(x, block_diagonal(w["wk"])))
+    v = split_heads(tf.matmul(x, block_diagonal(w["wv"])))
     bias = (1.0 - tf.cast(mask, seq.dtype))[:, None, None, :] * -1e9
     weights = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) + bias, axis=-1)
     o = tf.transpose(tf.matmul(weights, v), [0, 2, 1, 3])  # [B, T, H, hd]
@@ -112,7 +106,7 @@ def attention_flat_x4(seqs, masks, e_user, e_item, ws, heads, divisor):
     x = tf.reshape(seqs, [c, -1, d])  # [C, B*T, D]
 
     def proj(name, scale=1.0):
-        return tf.stack([_block_diag(w[name] * scale) for w in ws])  # [C, D, D]
+        return tf.stack([block_diagonal(w[name] * scale) for w in ws])  # [C, D, D]
 
     def split_heads(y):  # [C, B*T, D] -> [C*B, H, T, hd]
         return tf.transpose(tf.reshape(y, [c * b, t, heads, hd]), [0, 2, 1, 3])

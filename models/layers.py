@@ -160,7 +160,7 @@ class FeatureEmbedding(tf.keras.layers.Layer):
 # ----------------------------------------------------------------------------------------
 # §3.3 Feature purification layer
 # ----------------------------------------------------------------------------------------
-def _block_diagonal(blocks: tf.Tensor) -> tf.Tensor:
+def block_diagonal(blocks: tf.Tensor) -> tf.Tensor:
     """[H, d, e] per-head matrices -> the [H*d, H*e] block-diagonal matrix (block h = W_h)."""
     h, d, e = blocks.shape
     eye = tf.eye(h, dtype=blocks.dtype)
@@ -260,7 +260,7 @@ class MultiHeadInteractionAttention(tf.keras.layers.Layer):
         x = tf.reshape(sequence, [-1, d])  # [B*T, D]
 
         def project(weights):  # -> [B, H, T, D/H]
-            y = tf.matmul(x, _block_diagonal(weights))
+            y = tf.matmul(x, block_diagonal(weights))
             return tf.transpose(tf.reshape(y, [b, t, h, hd]), [0, 2, 1, 3])
 
         # eq. 1's 1/sqrt(.) applied to W^Q ([H, D/H, D/H]) instead of the [B, H, T, T] scores.

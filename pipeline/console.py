@@ -103,7 +103,7 @@ class QuietConsole:
         to_console = logging.StreamHandler(self._console)
         to_console.addFilter(is_for_console)
         # Components run one at a time here (LocalDagRunner), so one window per component.
-        self._memory = PeakMemory().__enter__()
+        self._memory = PeakMemory().start()
         to_console.setFormatter(ConsoleFormatter(self._memory))
         self._added = [to_file, to_console]
         for handler in self._added:
@@ -138,7 +138,7 @@ class QuietConsole:
         root = logging.getLogger()
         for handler in self._added:
             root.removeHandler(handler)
-        self._memory.__exit__(None, None, None)
+        self._memory.stop()
         for handler in self._handlers:
             root.addHandler(handler)
         root.setLevel(self._levels[0])

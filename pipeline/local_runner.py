@@ -129,7 +129,7 @@ def ensure_simulated_data(data_root: str) -> None:
     print(report.format(), flush=True)
 
 
-def runs_in_this_machine(beam_args) -> bool:
+def is_direct_runner(beam_args) -> bool:
     """Whether `beam_args` select Beam's DirectRunner (also when they name no runner)."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
     runner = PipelineOptions(flags=list(beam_args)).view_as(StandardOptions).runner
@@ -151,7 +151,7 @@ def no_tfx_sdist_for_direct_runner():
     original = dependency_utils.make_beam_dependency_flags
 
     def flags(beam_pipeline_args):
-        if runs_in_this_machine(beam_pipeline_args):
+        if is_direct_runner(beam_pipeline_args):
             return list(beam_pipeline_args)
         return original(beam_pipeline_args)
 

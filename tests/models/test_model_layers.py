@@ -520,3 +520,12 @@ def test_without_id_embeddings_predictions_ignore_user_and_item_ids(model_kind):
     assert not np.allclose(model(as_tensors(z)).numpy(), model(as_tensors(x)).numpy())
     with_ids = build_model(tiny_config(model=model_kind))
     assert not np.allclose(with_ids(as_tensors(y)).numpy(), with_ids(as_tensors(x)).numpy())
+
+
+def test_block_diagonal_puts_head_h_in_block_h():
+    from models.layers import block_diagonal
+    blocks = np.random.default_rng(3).normal(size=(3, 2, 4)).astype(np.float32)
+    expected = np.zeros((6, 12), np.float32)
+    for h in range(3):
+        expected[2 * h:2 * h + 2, 4 * h:4 * h + 4] = blocks[h]
+    np.testing.assert_array_equal(block_diagonal(tf.constant(blocks)).numpy(), expected)
