@@ -7,8 +7,8 @@ time in the four MultiHeadInteractionAttention layers. This script times one tra
 pass (forward, then gradients w.r.t. the weights and the sequences) of the attention over the
 four feedback sequences, with identical weights, for:
 
-  current   models.layers.MultiHeadInteractionAttention as it is (since fccb38a the same
-            maths as `nosplit` below; before, the concatenated projection with tf.split)
+  current   models.layers.MultiHeadInteractionAttention as it is (since aecde3a the same
+            maths as `flat` below; before fccb38a, the concatenated projection with tf.split)
   fold      the same ops, with 1/sqrt(T) folded into W^Q (instead of dividing the [B, H, T, T]
             scores) and no multiply of the self-attention softmax by the key mask (padded keys
             already get exp(-1e9) = 0; an all-padded row is an empty sequence, whose f the

@@ -5,9 +5,9 @@ Beam DirectRunner's worker processes that ExampleGen, StatisticsGen, Transform a
 Evaluator start and stop. `PeakMemory` samples the resident set size (RSS) of this process
 and all its descendants every `interval` seconds in a daemon thread and keeps the largest
 sum since the last `reset`, so the console can print each component's peak next to its
-time. RSS sums count memory shared between processes (shared libraries) once per process:
-the figure is an upper bound of what the run needs, the one a container's memory limit
-compares with. Samples every 0.2 s miss shorter spikes.
+time. RSS sums count memory shared between processes (shared libraries) once per process,
+so the figure is an upper bound of what the run needs (a container's memory accounting counts
+shared pages once). Samples every 0.2 s miss shorter spikes.
 """
 import threading
 from typing import Optional
