@@ -20,6 +20,10 @@ from models.testing_utils import as_tensors, learnable_features, random_features
 KINDS = registry.kinds()
 # DUMN's and DIN's own tests train them on the same signal (test_dumn.py, test_din.py).
 TRAINED_ELSEWHERE = ("dumn", "din")
+# Epochs of the learnability test; DMT (transformers and a mixture of experts) learns the
+# task more slowly: test AUC 0.742 / 0.769 after 6 epochs (seeds 1 / 2) on an AVX-512 host,
+# so 0.75 failed there, and 0.814 / 0.826 after 10.
+LEARNING_EPOCHS = {"dmt": 10}
 
 
 def test_the_zoo_holds_the_papers_models():
@@ -118,7 +122,7 @@ def test_learns_a_signal_only_the_click_history_reveals(kind):
     tf.keras.utils.set_random_seed(1)
     model = build_compiled_model(config)
     model.build_for_training(as_tensors({k: v[:2] for k, v in x.items()}))
-    model.fit(x, y, batch_size=128, epochs=6, verbose=0)
+    model.fit(x, y, batch_size=128, epochs=LEARNING_EPOCHS.get(kind, 6), verbose=0)
     auc = roc_auc_score(y_test, model.predict(x_test, batch_size=1000, verbose=0))
     assert auc > 0.75, auc
 
