@@ -67,15 +67,6 @@ class CtrModel(tf.keras.Model):
         values (rows that no vocabulary remap can carry over); none by default."""
         return {}
 
-    def history_padding_is_inert(self) -> bool:
-        """Whether the padding after each history's real events changes none of the model's
-        outputs, so `call` may cut the histories to the batch's longest real one
-        (features.trim_history_padding). True for a model that masks its padding; a model
-        whose result depends on a history's padded width (where the padding sits inside a
-        concatenation, say) returns False. tests/models/test_history_trim.py checks every
-        registered model against its untrimmed outputs."""
-        return True
-
     def build_for_training(self, features) -> None:
         """Creates the model's and the optimizer's variables eagerly from one batch.
 
@@ -90,9 +81,6 @@ class CtrModel(tf.keras.Model):
     # --- Keras API ----------------------------------------------------------------------
     @_plain_python
     def call(self, inputs, training=None, return_aux=False, triplet_seed=None):
-        if self.history_padding_is_inert():
-            # Pure speed: the same outputs on fewer columns (training, eval and serving).
-            inputs = F.trim_history_padding(inputs)
         out = self.forward(inputs, training=bool(training), triplet_seed=triplet_seed)
         if return_aux and self.config.embedding_l2 > 0:
             # The same regulariser for every model (config.embedding_l2), over the histories

@@ -78,31 +78,6 @@ def input_names(user_fields: Iterable[str], *, samples: bool = True,
     return names
 
 
-def trim_history_padding(inputs: Dict[str, "tf.Tensor"],
-                         feedback_types: Iterable[str] = FEEDBACK_TYPES) -> Dict[str, "tf.Tensor"]:
-    """`inputs` with each history of `feedback_types` cut to the batch's longest real one.
-
-    A history is padded to T with 0 after its `length(f)` real events, and every model masks
-    the padding, so columns past the longest history of the batch change no output; they
-    only cost work. On the built-in data the like and dislike histories hold at most 18 and
-    4 events (T = 100), and a batch of 256's longest unclick history is about 92: cutting
-    roughly halves the elements the attention reads. At least one column is kept (an empty
-    history in every row), so no tensor is empty. Histories whose length is not in `inputs`
-    and all other features pass unchanged. The result's sequence widths are dynamic.
-    """
-    import tensorflow as tf  # local: this module stays importable without TensorFlow
-
-    out = dict(inputs)
-    for f in feedback_types:
-        if length(f) not in inputs:
-            continue
-        longest = tf.maximum(tf.reduce_max(tf.cast(inputs[length(f)], tf.int32)), 1)
-        for part in ITEM_PARTS:
-            if seq(f, part) in inputs:
-                out[seq(f, part)] = inputs[seq(f, part)][:, :longest]
-    return out
-
-
 def input_specs(user_fields: Iterable[str], *, samples: bool = True, label: bool = False,
                 max_seq_len: Optional[int] = None,
                 num_samples: Optional[int] = None) -> Dict[str, "tf.TensorSpec"]:

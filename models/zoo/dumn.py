@@ -120,11 +120,6 @@ class DumnModel(CtrModel):
             self.triplet = TripletLoss(c.memory_dim, pairs, margin=c.triplet_margin,
                                        sampling=c.triplet_sampling, name="triplet_loss")
 
-    def history_padding_is_inert(self) -> bool:
-        # AF's one sequence depends on the widths: the time-ordered one gathers from the four
-        # histories stacked (equal widths), the tagged one concatenates them padding and all.
-        return self.config.feedback_mode != "merged"
-
     def memory_variables(self) -> Dict[str, tf.Variable]:
         return {name: layer.memory for name, layer in self.memories.items()}
 
