@@ -96,7 +96,11 @@ def main(argv=None):
     from models import registry
 
     p.add_argument("--model", default="dumn", choices=registry.kinds())
-    p.add_argument("--vocab", default="small", choices=("taobao", "small"))
+    p.add_argument("--vocab", default="small", choices=("taobao", "small", "builtin"),
+                   help="a vocabulary preset of train_throughput.py, or builtin: the real "
+                        "transformed examples of --pipeline-root")
+    p.add_argument("--pipeline-root", default=os.path.join(ROOT, "output"),
+                   help="output root of a pipeline run, for --vocab builtin")
     p.add_argument("--steps", type=int, default=5, help="traced steps")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=256)
@@ -117,9 +121,14 @@ def main(argv=None):
     from models import features as F
     from models.testing_utils import random_features
 
-    config = tt._config(args.model, args.vocab, args)
-    x = random_features(config, args.batch_size * 4, seed=args.seed)
-    y = x.pop(F.LABEL).astype(np.float32)
+    if args.vocab == tt.REAL_DATA:
+        x, y, sizes = tt.real_batches(args.pipeline_root, args.batch_size * 4, args.seed)
+        config = tt._config(args.model, args.vocab, args, real_sizes=sizes)
+        y = y.astype(np.float32)
+    else:
+        config = tt._config(args.model, args.vocab, args)
+        x = random_features(config, args.batch_size * 4, seed=args.seed)
+        y = x.pop(F.LABEL).astype(np.float32)
     for f in F.FEEDBACK_TYPES:
         x.pop(F.full_length(f), None)
     model = tt._build(config)

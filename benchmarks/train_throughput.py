@@ -61,26 +61,75 @@ TAOBAO_PROFILE_FIELDS = {
     "pvalue_level": 6, "shopping_level": 5, "occupation": 4, "new_user_class_level": 7,
 }
 PID_VOCAB = 4  # 0 (none), the two pids, one OOV bucket
+# Not a preset: the real transformed examples (and vocabularies) of a pipeline run,
+# `--pipeline-root`; histories as long as the data's, not uniform in [0, T].
+REAL_DATA = "builtin"
 def model_label(kind):
     return "%s (ours)" % kind.upper()
 
 
-def _config(model_name, vocab_name, args):
+def _config(model_name, vocab_name, args, real_sizes=None):
+    """ModelConfig of a row: a preset's vocabularies, or a pipeline run's (`real_sizes`, from
+    its Transform artifact: `vocabulary_sizes`, profile fields included)."""
     from models.config import ModelConfig
 
-    v = VOCABS[vocab_name]
-    values = dict(
-        model=model_name,
-        item_vocab_size=v["item"], cate_vocab_size=v["cate"], brand_vocab_size=v["brand"],
-        user_vocab_size=v["user"], pid_vocab_size=PID_VOCAB,
-        user_fields=TAOBAO_PROFILE_FIELDS if args.profile_fields else {},
-        max_seq_len=args.seq_len, embedding_dim=args.embedding_dim,
-    )
+    if real_sizes is not None:
+        values = dict(model=model_name, max_seq_len=args.seq_len,
+                      embedding_dim=args.embedding_dim, **real_sizes)
+    else:
+        v = VOCABS[vocab_name]
+        values = dict(
+            model=model_name,
+            item_vocab_size=v["item"], cate_vocab_size=v["cate"], brand_vocab_size=v["brand"],
+            user_vocab_size=v["user"], pid_vocab_size=PID_VOCAB,
+            user_fields=TAOBAO_PROFILE_FIELDS if args.profile_fields else {},
+            max_seq_len=args.seq_len, embedding_dim=args.embedding_dim,
+        )
     if args.samples is not None:
         values["num_triplet_samples"] = args.samples
     if args.optimizer:
         values["optimizer"] = args.optimizer
     return ModelConfig(**values)
+
+
+def _newest_artifact(folder):
+    """The newest TFX artifact under `folder` (sub-folders named by execution id)."""
+    ids = [name for name in os.listdir(folder) if name.isdigit()] if os.path.isdir(folder) else []
+    if not ids:
+        raise SystemExit("no artifact under %s: run the pipeline first (bash scripts/main.sh "
+                         "writes output/pipeline/Transform)" % folder)
+    return os.path.join(folder, max(ids, key=int))
+
+
+def real_batches(pipeline_root, n_examples, seed):
+    """(features, labels, vocabulary sizes): `n_examples` transformed training examples of
+    the newest Transform run under `pipeline_root`, drawn as the Trainer draws them (the
+    canonical order of models/example_order.py, then a permutation seeded with `seed`)."""
+    import glob
+
+    import numpy as np
+    import tensorflow_transform as tft
+
+    from models import example_order, preprocessing
+    from models import features as F
+
+    transform = os.path.join(pipeline_root, "pipeline", "Transform")
+    tft_output = tft.TFTransformOutput(_newest_artifact(os.path.join(transform, "transform_graph")))
+    files = glob.glob(os.path.join(_newest_artifact(os.path.join(transform, "transformed_examples")),
+                                   "Split-train", "*"))
+    loaded = example_order.in_memory_columns(files, tft_output.transformed_feature_spec(),
+                                             F.LABEL)
+    if loaded is None:
+        raise SystemExit("the training split of %s does not fit in memory" % transform)
+    columns, labels = example_order.sorted_columns(*loaded)
+    if len(labels) < n_examples:
+        raise SystemExit("%s holds %d training examples, fewer than the %d needed"
+                         % (transform, len(labels), n_examples))
+    pick = np.random.default_rng(seed).permutation(len(labels))[:n_examples]
+    x = {name: value[pick].astype(np.int64) if value.dtype == np.int32 else value[pick]
+         for name, value in columns.items()
+         if name != preprocessing.HISTORY_BUCKET}  # the Evaluator's slice, not a model input
+    return x, labels[pick], preprocessing.vocabulary_sizes(tft_output)
 
 
 def _build(config):
@@ -108,11 +157,17 @@ def run_ours(model_name, vocab_name, args):
 
     tf.keras.backend.clear_session()
     tf.random.set_seed(args.seed)
-    config = _config(model_name, vocab_name, args)
     idle = None
     n_batches = max(1, min(args.distinct_batches, args.warmup + args.steps * args.repeats))
-    x = random_features(config, args.batch_size * n_batches, seed=args.seed)
-    y = x.pop(F.LABEL).astype(np.float32)
+    if vocab_name == REAL_DATA:
+        x, y, sizes = real_batches(args.pipeline_root, args.batch_size * n_batches, args.seed)
+        config = _config(model_name, vocab_name, args, real_sizes=sizes)
+        y = y.astype(np.float32)
+    else:
+        config = _config(model_name, vocab_name, args)
+        sizes = VOCABS[vocab_name]
+        x = random_features(config, args.batch_size * n_batches, seed=args.seed)
+        y = x.pop(F.LABEL).astype(np.float32)
     for f in F.FEEDBACK_TYPES:  # analysis-only feature, not a model input
         x.pop(F.full_length(f), None)
     t = time.perf_counter()
@@ -141,7 +196,7 @@ def run_ours(model_name, vocab_name, args):
         "tensorflow": tf.__version__,
         "model": model_label(model_name),
         "vocab": vocab_name,
-        "vocab_sizes": VOCABS[vocab_name],
+        "vocab_sizes": sizes,
         "batch_size": args.batch_size,
         "seq_len": args.seq_len,
         "embedding_dim": args.embedding_dim,
@@ -251,7 +306,11 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="dumn,din", help="comma-separated kinds of models/registry.py")
     p.add_argument("--vocab", default="taobao,small",
-                   help="comma-separated vocabulary presets: %s" % ", ".join(VOCABS))
+                   help="comma-separated vocabulary presets: %s; or %s = the real transformed "
+                        "training examples of --pipeline-root" % (", ".join(VOCABS), REAL_DATA))
+    p.add_argument("--pipeline-root", default=os.path.join(ROOT, "output"),
+                   help="output root of a pipeline run, for --vocab %s (default: the main "
+                        "job's, output/)" % REAL_DATA)
     p.add_argument("--steps", type=int, default=10, help="timed steps per window (default 10)")
     p.add_argument("--repeats", type=int, default=5,
                    help="timed windows per configuration; the median is reported (default 5)")
@@ -292,8 +351,10 @@ def main(argv=None):
         if m not in registry.kinds():
             p.error("unknown model %r (%s)" % (m, ", ".join(registry.kinds())))
     for v in vocabs:
-        if v not in VOCABS:
-            p.error("unknown vocab preset %r (%s)" % (v, ", ".join(VOCABS)))
+        if v not in VOCABS and v != REAL_DATA:
+            p.error("unknown vocab preset %r (%s, %s)" % (v, ", ".join(VOCABS), REAL_DATA))
+    if args.deepctr and REAL_DATA in vocabs:
+        p.error("--deepctr runs on the presets only (%s)" % ", ".join(VOCABS))
     if min(args.steps, args.repeats, args.warmup) < 1:
         p.error("--steps, --repeats and --warmup must be >= 1")
 
