@@ -103,28 +103,31 @@ def _newest_artifact(folder):
 
 def real_batches(pipeline_root, n_examples, seed):
     """(features, labels, vocabulary sizes): `n_examples` transformed training examples of
-    the newest Transform run under `pipeline_root`, drawn as the Trainer draws them (the
-    canonical order of models/example_order.py, then a permutation seeded with `seed`)."""
+    the newest Transform run under `pipeline_root`, loaded and drawn as the Trainer draws them
+    (models/trainer.py's split_columns: Transform's output when it was materialised, else the
+    ExampleGen's raw examples through the transform graph; the canonical order of
+    models/example_order.py, then a permutation seeded with `seed`)."""
     import glob
 
     import numpy as np
     import tensorflow_transform as tft
 
-    from models import example_order, preprocessing
-    from models import features as F
+    from models import example_order, preprocessing, trainer
 
-    transform = os.path.join(pipeline_root, "pipeline", "Transform")
+    pipeline = os.path.join(pipeline_root, "pipeline")
+    transform = os.path.join(pipeline, "Transform")
     tft_output = tft.TFTransformOutput(_newest_artifact(os.path.join(transform, "transform_graph")))
-    files = glob.glob(os.path.join(_newest_artifact(os.path.join(transform, "transformed_examples")),
-                                   "Split-train", "*"))
-    loaded = example_order.in_memory_columns(files, tft_output.transformed_feature_spec(),
-                                             F.LABEL)
+    materialized = os.path.isdir(os.path.join(transform, "transformed_examples"))
+    examples = (os.path.join(transform, "transformed_examples") if materialized
+                else os.path.join(pipeline, "FeedbackExampleGen", "examples"))
+    files = glob.glob(os.path.join(_newest_artifact(examples), "Split-train", "*"))
+    loaded = trainer.split_columns(files, tft_output, materialized)
     if loaded is None:
-        raise SystemExit("the training split of %s does not fit in memory" % transform)
+        raise SystemExit("the training split of %s does not fit in memory" % examples)
     columns, labels = example_order.sorted_columns(*loaded)
     if len(labels) < n_examples:
         raise SystemExit("%s holds %d training examples, fewer than the %d needed"
-                         % (transform, len(labels), n_examples))
+                         % (examples, len(labels), n_examples))
     pick = np.random.default_rng(seed).permutation(len(labels))[:n_examples]
     x = {name: value[pick].astype(np.int64) if value.dtype == np.int32 else value[pick]
          for name, value in columns.items()

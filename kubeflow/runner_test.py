@@ -426,7 +426,7 @@ EVERY_KNOB_ARGV = [
     "--eval-start", "1494000000", "--max-bad-row-fraction", "0.02",
     "--max-days-from-median", "40", "--min-eval-examples", "7", "--drop-duplicate-events",
     "--ignore-unknown-files", "--window-days", "6", "--warm-start", "--seed", "3",
-    "--task", "dislike", "--num-oov-buckets", "4", "--model", "din",
+    "--task", "dislike", "--num-oov-buckets", "4", "--materialize-transform", "--model", "din",
     "--train-steps", "11", "--eval-steps", "12", "--batch-size", "13",
     "--model-override", "embedding_l2=0.01", "--auc-floor", "0.55",
     "--auc-max-regression", "0.02", "--beam-arg=--runner=FlinkRunner"]

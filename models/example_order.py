@@ -14,7 +14,7 @@ Memory: the split's transformed values (about 5 KB per example at T = 100, 4 his
 files (`in_memory_columns` returns None), which is reproducible only up to Beam's order.
 """
 import hashlib
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -27,19 +27,39 @@ DEFAULT_MAX_BYTES = 4 << 30
 
 def in_memory_columns(files: Iterable[str], feature_spec: Dict[str, tf.io.FixedLenFeature],
                       label_key: str, max_bytes: int = DEFAULT_MAX_BYTES,
-                      batch: int = 2048) -> Optional[Tuple[Columns, np.ndarray]]:
+                      batch: int = 2048, transform: Optional[Callable] = None,
+                      parse_spec: Optional[Dict[str, Any]] = None
+                      ) -> Optional[Tuple[Columns, np.ndarray]]:
     """(features, labels) of every example in `files` (GZIP TFRecords of tf.Examples) as
-    numpy columns, int64 values narrowed to int32 where they fit; None once they would take
-    more than `max_bytes`, or when a feature is not of fixed length."""
+    numpy columns of `feature_spec`, int64 values narrowed to int32 where they fit; None once
+    they would take more than `max_bytes`, or when a feature is not of fixed length.
+
+    With `transform` (e.g. TFTransformOutput.transform_features_layer()), the files hold raw
+    examples: each batch is parsed with `parse_spec` (the raw feature spec) and transformed
+    in TensorFlow, and `feature_spec` names the transformed features to keep (the
+    transformed feature spec); the Trainer then needs no materialised Transform output.
+    """
     if not all(isinstance(spec, tf.io.FixedLenFeature) for spec in feature_spec.values()):
         return None
+    if transform is not None and parse_spec is None:
+        raise ValueError("a transform needs the parse_spec of the raw examples")
+    spec = parse_spec if transform is not None else feature_spec
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        if transform is not None:
+            parsed = transform(parsed)
+        return {name: parsed[name] for name in feature_spec}
+
     parts: Dict[str, list] = {name: [] for name in feature_spec}
     size = 0
-    dataset = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP").batch(batch)
-    for serialized in dataset:
-        parsed = tf.io.parse_example(serialized, feature_spec)
-        for name, value in parsed.items():
-            value = value.numpy()
+    dataset = (tf.data.TFRecordDataset(sorted(files), compression_type="GZIP").batch(batch)
+               .map(parse).prefetch(2))
+    if not all(isinstance(value, tf.TensorSpec) for value in dataset.element_spec.values()):
+        return None  # a sparse or ragged transformed feature
+    for parsed in dataset:
+        for name in feature_spec:
+            value = parsed[name].numpy()
             if value.dtype == np.int64 and _fits_int32(value):
                 value = value.astype(np.int32)
             parts[name].append(value)

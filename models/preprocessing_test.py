@@ -466,3 +466,26 @@ def test_weighted_vocabulary_equals_unweighted_with_ties_and_threshold(tmp_path)
         assert sorted(weighted) == sorted(t for t, c in counts.items() if c >= threshold)
         assert len(set(counts.values())) < len(counts)  # ties are present
         assert weighted == unweighted
+
+
+# ----------------------------------------------------------------------------------------
+# The Trainer's own transform (Transform without materialised examples)
+# ----------------------------------------------------------------------------------------
+def test_trainer_columns_from_raw_examples_equal_beams_transformed_rows(small_run, tmp_path):
+    from models import example_order  # the Trainer's in-memory split (models/trainer.py)
+
+    _, transformed, output = small_run
+    path = str(tmp_path / "raw.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in with_row_ids(transform_time_rows()):
+            writer.write(to_serialized_example(row))
+    columns, labels = example_order.in_memory_columns(
+        [path], output.transformed_feature_spec(), F.LABEL, batch=2,  # several batches
+        transform=output.transform_features_layer(),
+        parse_spec=raw_feature_spec(PROFILE_FIELDS))  # what TFX records as the raw metadata
+    assert set(columns) | {F.LABEL} == set(transformed[0])
+    order = np.argsort(columns[ROW_ID].reshape(-1))
+    np.testing.assert_array_equal(labels[order], column(transformed, F.LABEL))
+    for name, values in columns.items():
+        np.testing.assert_allclose(values[order], column(transformed, name), rtol=1e-6,
+                                   err_msg=name)

@@ -47,38 +47,69 @@ def model_config_from(custom_config: Dict[str, Any],
 
 
 def _dataset(file_pattern, data_accessor, tft_output: tft.TFTransformOutput, batch_size: int,
-             shuffle: bool, seed: int) -> tf.data.Dataset:
-    """(features, label) batches of transformed examples, repeated forever."""
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL,
-                                       shuffle=shuffle, shuffle_seed=seed,
-                                       shuffle_buffer_size=10000, num_epochs=None),
-        tft_output.transformed_metadata.schema).prefetch(tf.data.AUTOTUNE)
+             shuffle: bool, seed: int, materialized: bool) -> tf.data.Dataset:
+    """(features, label) batches of transformed examples streamed from the files, repeated
+    forever; the files hold Transform's output when `materialized`, else raw examples that
+    the transform graph maps in the input pipeline."""
+    options = tfxio.TensorFlowDatasetOptions(
+        batch_size=batch_size, label_key=F.LABEL if materialized else None, shuffle=shuffle,
+        shuffle_seed=seed, shuffle_buffer_size=10000, num_epochs=None)
+    if materialized:
+        dataset = data_accessor.tf_dataset_factory(
+            file_pattern, options, tft_output.transformed_metadata.schema)
+    else:
+        layer = tft_output.transform_features_layer()
+
+        def transform(raw):
+            transformed = dict(layer(raw))
+            return transformed, transformed.pop(F.LABEL)
+
+        dataset = data_accessor.tf_dataset_factory(
+            file_pattern, options, tft_output.raw_metadata.schema).map(transform)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _training_batches(fn_args: tfx.components.FnArgs, tft_output: tft.TFTransformOutput,
-                      batch_size: int, seed: int, custom: Dict[str, Any]) -> tf.data.Dataset:
-    """The training split's batches in an order that depends on the examples alone (held in
-    memory, models/example_order.py), so a rerun on the same data and seed trains the same
-    model; streamed from the files in Beam's order when the split is larger than
-    `in_memory_max_bytes` (custom config, default 4 GiB)."""
+def split_columns(files, tft_output: tft.TFTransformOutput, materialized: bool,
+                  max_bytes: int = example_order.DEFAULT_MAX_BYTES):
+    """(columns, labels) of a split's transformed examples held in memory, or None when it
+    takes more than `max_bytes`. `materialized`: the files are Transform's output; else raw
+    examples, transformed here by the transform graph (the same graph Transform's Beam job
+    would run: models/preprocessing_test.py compares the two)."""
+    spec = tft_output.transformed_feature_spec()
+    if materialized:
+        return example_order.in_memory_columns(files, spec, F.LABEL, max_bytes=max_bytes)
+    return example_order.in_memory_columns(
+        files, spec, F.LABEL, max_bytes=max_bytes,
+        transform=tft_output.transform_features_layer(),
+        parse_spec=tft_output.raw_feature_spec())
+
+
+def _split_batches(fn_args: tfx.components.FnArgs, patterns, tft_output: tft.TFTransformOutput,
+                   batch_size: int, seed: int, custom: Dict[str, Any], shuffle: bool,
+                   split: str) -> tf.data.Dataset:
+    """A split's batches, repeated forever, in an order that depends on the examples alone
+    (held in memory, models/example_order.py), so a rerun on the same data and seed trains
+    and validates on the same batches; streamed from the files in Beam's order when the split
+    is larger than `in_memory_max_bytes` (custom config, default 4 GiB)."""
+    materialized = bool(custom.get("materialized_transform", True))
     max_bytes = int(custom.get("in_memory_max_bytes", example_order.DEFAULT_MAX_BYTES))
-    files = [path for pattern in fn_args.train_files for path in tf.io.gfile.glob(pattern)]
-    loaded = (example_order.in_memory_columns(files, tft_output.transformed_feature_spec(),
-                                              F.LABEL, max_bytes=max_bytes)
+    files = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
+    loaded = (split_columns(files, tft_output, materialized, max_bytes)
               if max_bytes > 0 else None)
     if loaded is None:
-        logging.warning("training split streamed from %d files in the order Beam wrote them "
+        logging.warning("%s split streamed from %d files in the order Beam wrote them "
                         "(larger than in_memory_max_bytes=%d, or not of fixed length): a "
-                        "rerun on the same data may train other batches", len(files), max_bytes)
-        return _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size,
-                        shuffle=True, seed=seed)
+                        "rerun on the same data may use other batches", split, len(files),
+                        max_bytes)
+        return _dataset(patterns, fn_args.data_accessor, tft_output, batch_size,
+                        shuffle=shuffle, seed=seed, materialized=materialized)
     columns, labels = example_order.sorted_columns(*loaded)
     size = sum(value.nbytes for value in columns.values())
-    logging.info("training split: %d examples held in memory (%.0f MB) in a canonical order",
-                 len(labels), size / 1e6)
-    return example_order.batches(columns, labels, batch_size, seed, shuffle=True, repeat=True)
+    logging.info("%s split: %d examples held in memory (%.0f MB) in a canonical order%s",
+                 split, len(labels), size / 1e6,
+                 "" if materialized else ", transformed by the Trainer")
+    return example_order.batches(columns, labels, batch_size, seed, shuffle=shuffle,
+                                 repeat=True)
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -189,9 +220,10 @@ def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
 
     strategy = distribution_strategy()
     global_batch = batch_size * strategy.num_replicas_in_sync
-    train = _training_batches(fn_args, tft_output, global_batch, config.seed, custom)
-    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, global_batch,
-                          shuffle=False, seed=config.seed)
+    train = _split_batches(fn_args, fn_args.train_files, tft_output, global_batch, config.seed,
+                           custom, shuffle=True, split="training")
+    evaluation = _split_batches(fn_args, fn_args.eval_files, tft_output, global_batch,
+                                config.seed, custom, shuffle=False, split="eval")
     with strategy.scope():
         model = build_compiled_model(config)
         features, labels = next(iter(train))

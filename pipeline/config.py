@@ -120,6 +120,11 @@ class PipelineConfig:
 
     # Transform
     num_oov_buckets: int = knob("out-of-vocabulary buckets per id vocabulary", 10)
+    materialize_transform: bool = knob(
+        "Transform also writes the transformed examples and the Trainer reads them; by default "
+        "Transform only analyses (vocabularies, price statistics) and the Trainer applies the "
+        "transform graph to the raw examples itself, which skips Transform's second pass over "
+        "the data and its write", False)
 
     # Trainer
     model: str = knob("the model to train (models/registry.py; `dumn-pipeline --help` lists "
@@ -212,7 +217,8 @@ class PipelineConfig:
                   "num_triplet_samples": self.num_samples, "seed": self.seed}
         config.update(self.model_overrides)
         return {"model_config": config, "batch_size": self.batch_size,
-                "num_oov_buckets": self.num_oov_buckets, "warm_start": self.warm_start}
+                "num_oov_buckets": self.num_oov_buckets, "warm_start": self.warm_start,
+                "materialized_transform": self.materialize_transform}
 
     def transform_custom_config(self) -> Dict[str, Any]:
         return {"max_seq_len": self.max_seq_len, "num_samples": self.num_samples,

@@ -98,6 +98,7 @@ def create_components(config: PipelineConfig) -> List:
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=validated_schema,
         preprocessing_fn=PREPROCESSING_FN, custom_config=config.transform_custom_config(),
+        materialize=config.materialize_transform,
         disable_statistics=True, disable_analyzer_cache=True)
     # The latest blessed model: the Evaluator's baseline, and with warm_start the Trainer's
     # starting point (TFX's base_model; empty on the first run, which then starts cold).
@@ -108,7 +109,10 @@ def create_components(config: PipelineConfig) -> List:
     ).with_id(RESOLVER_ID)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
+        # Without materialised output the Trainer transforms the raw examples itself (the
+        # same graph, models/trainer.py), so Transform passes over the data once.
+        examples=(transform.outputs["transformed_examples"] if config.materialize_transform
+                  else example_gen.outputs["examples"]),
         transform_graph=transform.outputs["transform_graph"],
         schema=validated_schema,
         base_model=model_resolver.outputs["model"] if config.warm_start else None,

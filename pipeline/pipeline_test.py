@@ -33,15 +33,28 @@ def test_transform_and_trainer_wait_for_the_anomalies_gate(components):
     assert producer(c["Transform"].inputs["schema"]) == "AnomaliesGate"
     assert producer(c["Trainer"].inputs["schema"]) == "AnomaliesGate"
     assert producer(c["Transform"].inputs["examples"]) == "FeedbackExampleGen"
-    assert producer(c["Trainer"].inputs["examples"]) == "Transform"
+    # By default Transform only analyses; the Trainer transforms the raw examples itself.
+    assert producer(c["Trainer"].inputs["examples"]) == "FeedbackExampleGen"
+    assert producer(c["Trainer"].inputs["transform_graph"]) == "Transform"
+    assert c["Trainer"].exec_properties["custom_config"]
+    assert '"materialized_transform": false' in c["Trainer"].exec_properties["custom_config"]
 
 
-def test_transform_writes_no_statistics_or_cache(components):
+def test_transform_writes_no_statistics_cache_or_examples(components):
     # StatisticsGen computes the statistics; Transform would repeat them (and write a cache
-    # nothing reads).
+    # nothing reads); without materialize_transform nothing reads transformed examples.
     _, c = components
-    assert set(c["Transform"].outputs) == {"transform_graph", "transformed_examples"}
+    assert set(c["Transform"].outputs) == {"transform_graph"}
     assert c["Transform"].exec_properties["disable_statistics"] == 1
+
+
+def test_materialize_transform_feeds_the_trainer_transformed_examples(tmp_path):
+    config = PipelineConfig(pipeline_root=str(tmp_path / "root"), data_root="/data/logs",
+                            serving_model_dir="/serving", materialize_transform=True)
+    c = {component.id: component for component in create_components(config)}
+    assert set(c["Transform"].outputs) == {"transform_graph", "transformed_examples"}
+    assert producer(c["Trainer"].inputs["examples"]) == "Transform"
+    assert '"materialized_transform": true' in c["Trainer"].exec_properties["custom_config"]
 
 
 def test_user_code_by_dotted_path_and_configuration_passed(components):
