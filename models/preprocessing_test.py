@@ -489,3 +489,46 @@ def test_trainer_columns_from_raw_examples_equal_beams_transformed_rows(small_ru
     for name, values in columns.items():
         np.testing.assert_allclose(values[order], column(transformed, name), rtol=1e-6,
                                    err_msg=name)
+
+
+def test_trainer_stream_of_raw_examples_equals_beams_transformed_rows(small_run, tmp_path):
+    # The Trainer's fallback for a split too large for memory: raw examples streamed through
+    # TFX's data accessor and the transform graph (models/trainer.py's _dataset).
+    import shutil
+
+    from tensorflow_transform.tf_metadata import metadata_io
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
+
+    from models import trainer
+
+    _, transformed, output = small_run
+    # TFX's Transform writes the raw metadata beside the graph; tft_beam's WriteTransformFn
+    # of this test does not.
+    graph_dir = str(tmp_path / "graph")
+    shutil.copytree(output.transform_savedmodel_dir.rsplit("/", 1)[0], graph_dir)
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata.from_feature_spec(raw_feature_spec(PROFILE_FIELDS)),
+        os.path.join(graph_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    graph = tft.TFTransformOutput(graph_dir)
+    rows = with_row_ids(transform_time_rows())
+    path = str(tmp_path / "raw.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for row in rows:
+            writer.write(to_serialized_example(row))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path)
+    accessor = fn_args_utils.DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+        record_batch_factory=None, data_view_decode_fn=None)
+    dataset = trainer._dataset([path], accessor, graph, batch_size=len(rows), shuffle=False,
+                               seed=0, materialized=False)
+    features, labels = next(iter(dataset))
+    order = np.argsort(features[ROW_ID].numpy().reshape(-1))
+    np.testing.assert_array_equal(labels.numpy().reshape(-1)[order],
+                                  column(transformed, F.LABEL))
+    assert set(features) | {F.LABEL} == set(transformed[0])
+    for name, values in features.items():
+        np.testing.assert_allclose(values.numpy()[order], column(transformed, name),
+                                   rtol=1e-6, err_msg=name)

@@ -1,4 +1,8 @@
-"""TFX Trainer entry point: `run_fn` trains DUMN (or DIN) on Transform's output and exports it.
+"""TFX Trainer entry point: `run_fn` trains DUMN (or DIN) on transformed examples and exports it.
+
+The examples are the ExampleGen's raw ones, transformed here by Transform's graph as they
+are loaded (the pipeline's default: Transform only analyses), or Transform's materialised
+output (custom config `materialized_transform`, the pipeline's --materialize-transform).
 
 The exported SavedModel has two signatures:
 
