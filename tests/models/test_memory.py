@@ -190,13 +190,16 @@ def test_training_progress_lines(caplog):
     y = x.pop(F.LABEL)
     model = build_compiled_model(config)
     with caplog.at_level(logging.INFO, logger=PROGRESS_LOGGER):
-        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y),
+                  validation_steps=3,
                   callbacks=[progress_callback(total_steps=5, batch_size=8, every_steps=2)])
     lines = [r.getMessage() for r in caplog.records if r.name == PROGRESS_LOGGER]
-    assert [line.split("  ")[0] for line in lines] == [
+    assert [line.split("  ")[0] for line in lines[:-1]] == [
         "Trainer step 2/5", "Trainer step 4/5", "Trainer step 5/5"]
     assert all(" loss " in line and " auc " in line and line.endswith("examples/s")
-               for line in lines)
+               for line in lines[:-1])
+    assert lines[-1].startswith("Trainer validation: 3 steps in ")
+    assert " val_loss " in lines[-1] and " val_auc " in lines[-1]
 
 
 def test_pca_projection_keeps_points_that_lie_on_a_plane_exactly():
