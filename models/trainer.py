@@ -248,6 +248,9 @@ def _train_and_export(fn_args: tfx.components.FnArgs) -> None:
     model.fit(train, steps_per_epoch=fn_args.train_steps, epochs=1,
               validation_data=evaluation, validation_steps=fn_args.eval_steps,
               callbacks=[tensorboard, diagnostics, progress], verbose=2)
+    # Timestamps in the log: a stall of about 50 s was seen between the validation line and
+    # the projections (docs/benchmarks.md), not yet located.
+    logging.info("run_fn: fit returned")
     write_projections(model, evaluation, os.path.join(fn_args.model_run_dir, PROJECTIONS_FILE))
     export_serving_model(model, tft_output, fn_args.serving_model_dir)
     logging.info("run_fn: exported to %s", fn_args.serving_model_dir)
@@ -278,6 +281,7 @@ def write_projections(model, evaluation: tf.data.Dataset, path: str,
     import json
     try:
         parts = [features for features, _ in evaluation.take(batches)]
+        logging.info("run_fn: %d eval batches read for the projections", len(parts))
         features = {name: tf.concat([part[name] for part in parts], axis=0)
                     for name in parts[0]}
         views = projections(model, features, features[F.USER_ID].numpy())
