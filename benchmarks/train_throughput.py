@@ -20,6 +20,10 @@ triplet samples per feedback type (DUMN). Vocabulary presets:
 
     taobao  0.8M items, 13k categories, 100k brands, 1.14M users (the public Taobao data)
     small   10k entries in each of those tables
+    builtin not a preset: the training examples and vocabularies of a pipeline run
+            (--pipeline-root, default output/), transformed and ordered as the Trainer
+            does; their histories are as long as the data's (the like and dislike ones
+            short), not uniform in [0, T]
 
 Models: DUMN at the paper's hyper-parameters (`ModelConfig()` defaults: T=100, E=16, FFN 512,
 m=256, Z=64, Adam lr 0.005 as the model's own LazyAdam), and our DIN with attention MLP

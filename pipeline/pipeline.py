@@ -13,8 +13,9 @@ values where it runs (components/curated_schema_gen). Transform and Trainer read
 from the AnomaliesGate, so neither starts when
 ExampleValidator found anomalies. Transform only analyses (its graph: vocabularies, price
 statistics) and the Trainer applies the graph to the ExampleGen's examples itself, unless
-`materialize_transform` makes Transform write transformed examples for the Trainer. The Evaluator blesses a model only when its overall AUC on
-the eval split clears `auc_floor` and is not below the latest blessed model's.
+`materialize_transform` makes Transform write transformed examples for the Trainer. The
+Evaluator blesses a model only when its overall AUC on the eval split clears `auc_floor` and
+is not below the latest blessed model's.
 """
 from typing import List, Optional
 
