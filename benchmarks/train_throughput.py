@@ -96,15 +96,6 @@ def _config(model_name, vocab_name, args, real_sizes=None):
     return ModelConfig(**values)
 
 
-def _newest_artifact(folder):
-    """The newest TFX artifact under `folder` (sub-folders named by execution id)."""
-    ids = [name for name in os.listdir(folder) if name.isdigit()] if os.path.isdir(folder) else []
-    if not ids:
-        raise SystemExit("no artifact under %s: run the pipeline first (bash scripts/main.sh "
-                         "writes output/pipeline/Transform)" % folder)
-    return os.path.join(folder, max(ids, key=int))
-
-
 def real_batches(pipeline_root, n_examples, seed):
     """(features, labels, vocabulary sizes): `n_examples` transformed training examples of
     the newest Transform run under `pipeline_root`, loaded and drawn as the Trainer draws them
@@ -116,15 +107,21 @@ def real_batches(pipeline_root, n_examples, seed):
     import numpy as np
     import tensorflow_transform as tft
 
+    from quality import latest_artifact
+
     from models import example_order, preprocessing, trainer
 
     pipeline = os.path.join(pipeline_root, "pipeline")
-    transform = os.path.join(pipeline, "Transform")
-    tft_output = tft.TFTransformOutput(_newest_artifact(os.path.join(transform, "transform_graph")))
-    materialized = os.path.isdir(os.path.join(transform, "transformed_examples"))
-    examples = (os.path.join(transform, "transformed_examples") if materialized
-                else os.path.join(pipeline, "FeedbackExampleGen", "examples"))
-    files = glob.glob(os.path.join(_newest_artifact(examples), "Split-train", "*"))
+    graph = latest_artifact(pipeline, "Transform", "transform_graph")
+    tft_output = tft.TFTransformOutput(graph)
+    # The same Transform execution (artifact folders are named by its id) materialised
+    # examples, or only analysed: then the ExampleGen's raw examples are the input.
+    transformed = os.path.join(pipeline, "Transform", "transformed_examples",
+                               os.path.basename(graph))
+    materialized = os.path.isdir(transformed)
+    examples = (transformed if materialized
+                else latest_artifact(pipeline, "FeedbackExampleGen", "examples"))
+    files = glob.glob(os.path.join(examples, "Split-train", "*"))
     loaded = trainer.split_columns(files, tft_output, materialized)
     if loaded is None:
         raise SystemExit("the training split of %s does not fit in memory" % examples)
